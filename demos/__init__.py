@@ -1,0 +1,1 @@
+"""Demos: formats, recording and the playback clock (issue 7; nothing here yet)."""

@@ -1,0 +1,1 @@
+"""Progress, submissions, points and achievements (issue 8; nothing here yet)."""

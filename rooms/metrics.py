@@ -1,0 +1,29 @@
+"""Prometheus collectors for rooms; the server exposes them at /metrics.
+
+Counters are bumped once per broadcast (by the number of recipients), never
+once per recipient, so metrics add no per-peer work to the fan-out path.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONNECTIONS = Gauge("opencode_live_connections", "Open WebSocket connections")
+ROOMS = Gauge("opencode_live_rooms", "Rooms loaded in memory")
+MESSAGES_IN = Counter("opencode_live_messages_in_total", "Messages received", ["kind"])
+BYTES_IN = Counter("opencode_live_bytes_in_total", "Bytes received in WebSocket frames")
+MESSAGES_OUT = Counter("opencode_live_messages_out_total", "Messages sent")
+BYTES_OUT = Counter("opencode_live_bytes_out_total", "Bytes sent in WebSocket frames")
+FANOUT_SECONDS = Histogram(
+    "opencode_live_fanout_seconds",
+    "From a frame's arrival to its copies being handed to every peer's transport",
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0),
+)
+ERRORS = Counter("opencode_live_errors_total", "Errors by kind", ["kind"])
+CLOSES = Counter(
+    "opencode_live_closes_total", "Connections closed by the server, by code", ["code"]
+)
+SLOW_CONSUMERS = Counter(
+    "opencode_live_slow_consumer_disconnects_total",
+    "Connections closed because they fell behind their send queue",
+)

@@ -1,0 +1,159 @@
+"""The rooms of one process: brought to life on first join, unloaded after the last leaves.
+
+Joiners that arrive while a room is loading all wait on the same load and are
+all synced when it is done (a load that fails tells each of them so); none
+waits forever. A room is unloaded ``unload_grace_seconds`` after its last
+connection leaves, unless someone joins again meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from . import metrics
+from .closecodes import CloseCode
+from .connection import Connection
+from .limits import RoomLimits
+from .room import Room
+
+log = logging.getLogger("opencode_live.rooms")
+
+#: Returns the updates that make up a stored room (none for a new room).
+RoomLoader = Callable[[str], Awaitable[list[bytes]]]
+
+
+async def _no_store(room_id: str) -> list[bytes]:
+    return []
+
+
+class JoinRefused(Exception):
+    """The room cannot take this connection; ``code`` is the close code to send."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class RoomRegistry:
+    def __init__(self, limits: RoomLimits, loader: RoomLoader | None = None) -> None:
+        self.limits = limits
+        self.rooms: dict[str, Room] = {}
+        self._loader = loader or _no_store
+        self._unload_timers: dict[str, asyncio.TimerHandle] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._loads: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_awareness())
+
+    async def close(
+        self, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down"
+    ) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for timer in self._unload_timers.values():
+            timer.cancel()
+        self._unload_timers.clear()
+        for room in list(self.rooms.values()):
+            room.close_all(code, reason)
+            await room.drain()
+
+    def connection_count(self) -> int:
+        return sum(len(room.connections) for room in self.rooms.values())
+
+    async def join(self, room_id: str, conn: Connection) -> Room:
+        """Put ``conn`` in the room, loading it first if needed; may raise JoinRefused."""
+        room = await self._acquire(room_id, connection=True)
+        room.joining -= 1
+        room.join(conn)
+        return room
+
+    @contextlib.asynccontextmanager
+    async def hold(self, room_id: str) -> AsyncIterator[Room]:
+        """The loaded room, kept in memory while the caller (the HTTP API) works on it."""
+        room = await self._acquire(room_id, connection=False)
+        try:
+            yield room
+        finally:
+            room.joining -= 1
+            self._maybe_unload(room)
+
+    async def _acquire(self, room_id: str, *, connection: bool) -> Room:
+        """The loaded room with ``joining`` counted up for the caller."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            if len(self.rooms) >= self.limits.max_rooms:
+                raise JoinRefused(CloseCode.TRY_AGAIN_LATER, "server is at its room limit")
+            room = Room(room_id, self.limits)
+            self.rooms[room_id] = room
+            metrics.ROOMS.set(len(self.rooms))
+            task = asyncio.get_running_loop().create_task(self._load(room))
+            self._loads.add(task)
+            task.add_done_callback(self._loads.discard)
+        self._cancel_unload(room_id)
+        if connection and (
+            len(room.connections) + room.joining >= self.limits.max_connections_per_room
+        ):
+            raise JoinRefused(CloseCode.TRY_AGAIN_LATER, "room is full")
+        room.joining += 1
+        try:
+            await asyncio.shield(room.loaded)
+        except Exception as exc:
+            room.joining -= 1
+            raise JoinRefused(CloseCode.INTERNAL_ERROR, "room could not be loaded") from exc
+        return room
+
+    def leave(self, room: Room, conn: Connection) -> None:
+        room.leave(conn)
+        self._maybe_unload(room)
+
+    async def _load(self, room: Room) -> None:
+        try:
+            updates = await self._loader(room.id)
+            for update in updates:
+                room.document.apply_update(update)
+        except Exception as exc:  # a bad stored update is a ProtocolError
+            log.exception("room load failed", extra={"room": room.id})
+            metrics.ERRORS.labels(kind="room_load").inc()
+            if self.rooms.get(room.id) is room:
+                del self.rooms[room.id]
+                metrics.ROOMS.set(len(self.rooms))
+            room.loaded.set_exception(exc)
+            room.loaded.exception()  # joiners see it; a room nobody waited for must not warn
+            return
+        room.loaded.set_result(None)
+
+    def _maybe_unload(self, room: Room) -> None:
+        if room.connections or room.joining or self.rooms.get(room.id) is not room:
+            return
+        self._cancel_unload(room.id)
+        loop = asyncio.get_running_loop()
+        self._unload_timers[room.id] = loop.call_later(
+            self.limits.unload_grace_seconds, self._unload, room
+        )
+
+    def _cancel_unload(self, room_id: str) -> None:
+        timer = self._unload_timers.pop(room_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _unload(self, room: Room) -> None:
+        self._unload_timers.pop(room.id, None)
+        if room.connections or room.joining or self.rooms.get(room.id) is not room:
+            return
+        del self.rooms[room.id]
+        metrics.ROOMS.set(len(self.rooms))
+        log.info("room unloaded", extra={"room": room.id})
+
+    async def _sweep_awareness(self) -> None:
+        interval = max(0.05, self.limits.awareness_timeout_seconds / 10)
+        while True:
+            await asyncio.sleep(interval)
+            for room in list(self.rooms.values()):
+                room.expire_awareness()

@@ -1,0 +1,216 @@
+"""A room: its document, its awareness table and the connections in it.
+
+The fan-out path is the hot one. A frame is parsed once, the update applied
+once, a WebSocket frame built once, and then the same ``bytes`` object is
+handed to every connection's transport (the sender's too, as the y-websocket
+reference server does: a client's own awareness echo keeps it from timing out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from crdt import (
+    AwarenessTable,
+    Message,
+    MessageKind,
+    ProtocolError,
+    RoomDocument,
+    awareness_message,
+    decode_awareness_update,
+    parse_frame,
+    room_message,
+    step2_as_update,
+    sync_update,
+)
+
+from . import extension, metrics
+from .closecodes import CloseCode
+from .connection import Connection
+from .framing import binary_frame
+from .limits import RoomLimits
+
+log = logging.getLogger("opencode_live.rooms")
+
+
+class Room:
+    def __init__(self, room_id: str, limits: RoomLimits) -> None:
+        self.id = room_id
+        self.limits = limits
+        self.document = RoomDocument()
+        self.awareness = AwarenessTable()
+        self.connections: dict[Connection, None] = {}
+        self.created = time.time()
+        #: Set once the document is loaded; joiners wait on it.
+        self.loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: Connections that asked to join while the room was loading.
+        self.joining = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        # A big document's sync is cut into pieces that leave room in the send
+        # queue for live traffic (see Connection.send_paced).
+        self._sync_piece_bytes = min(limits.max_message_bytes, limits.send_queue_bytes // 4)
+
+    def __repr__(self) -> str:
+        return f"<Room {self.id!r} connections={len(self.connections)}>"
+
+    # -- membership -------------------------------------------------------
+
+    def join(self, conn: Connection) -> None:
+        """Greet a new connection the way y-websocket's server does."""
+        self.connections[conn] = None
+        conn.send(self.document.step1_message())
+        states = self.awareness.encode_all()
+        if states is not None:
+            conn.send(awareness_message(states))
+        if conn.extension:
+            self._send_hello(conn)
+
+    def leave(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
+        del self.connections[conn]
+        if conn.controlled:
+            removal = self.awareness.remove(conn.controlled)
+            conn.controlled.clear()
+            if removal is not None:
+                self.broadcast(awareness_message(removal))
+
+    # -- incoming ---------------------------------------------------------
+
+    def receive(self, conn: Connection, frame: bytes) -> None:
+        """Handle one binary frame from ``conn``; a bad one closes only ``conn``."""
+        received = time.perf_counter()
+        try:
+            messages = parse_frame(frame)
+            for message in messages:
+                metrics.MESSAGES_IN.labels(kind=message.kind.name).inc()
+                self._dispatch(conn, message, received)
+        except ProtocolError as exc:
+            metrics.ERRORS.labels(kind="malformed_frame").inc()
+            log.info("malformed frame", extra={"room": self.id, "conn": conn.id, "error": str(exc)})
+            conn.close(CloseCode.MALFORMED, _reason(f"malformed frame: {exc}"))
+
+    def _dispatch(self, conn: Connection, message: Message, received: float) -> None:
+        kind = message.kind
+        if kind is MessageKind.SYNC_UPDATE or kind is MessageKind.SYNC_STEP2:
+            self.document.apply_update(message.payload)
+            if message.payload == b"\x00\x00":
+                return
+            raw = message.raw if kind is MessageKind.SYNC_UPDATE else step2_as_update(message)
+            self.broadcast(raw, received)
+        elif kind is MessageKind.AWARENESS:
+            change = self.awareness.apply(decode_awareness_update(message.payload))
+            if change:
+                conn.controlled.update(change.added)
+                conn.controlled.difference_update(change.removed)
+                self.broadcast(message.raw, received)
+        elif kind is MessageKind.SYNC_STEP1:
+            answer = self.document.sync_answer(message.payload, self._sync_piece_bytes)
+            self._send_answer(conn, answer)
+        elif kind is MessageKind.QUERY_AWARENESS:
+            states = self.awareness.encode_all()
+            if states is not None:
+                conn.send(awareness_message(states))
+        elif kind is MessageKind.ROOM:
+            self._room_message(conn, message.payload)
+        # MessageKind.AUTH from a client means nothing to the server: ignored.
+
+    def _send_answer(self, conn: Connection, answer: list[bytes]) -> None:
+        if len(answer) == 1:
+            conn.send(answer[0])
+            return
+        task = asyncio.get_running_loop().create_task(
+            conn.send_paced(answer, self.limits.initial_sync_timeout_seconds)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- fan-out ----------------------------------------------------------
+
+    def broadcast(self, message: bytes, received: float | None = None) -> None:
+        """Send one message to every connection as one shared pre-built frame."""
+        frame = binary_frame(message)
+        sent = 0
+        for conn in self.connections:
+            if conn.send_frame(frame):
+                sent += 1
+        metrics.MESSAGES_OUT.inc(sent)
+        metrics.BYTES_OUT.inc(sent * len(frame))
+        if received is not None:
+            metrics.FANOUT_SECONDS.observe(time.perf_counter() - received)
+
+    def broadcast_update(self, update: bytes) -> None:
+        """An update made on the server (HTTP API): clients receive it live."""
+        self.broadcast(sync_update(update))
+
+    # -- room extension channel -------------------------------------------
+
+    def _room_message(self, conn: Connection, body: bytes) -> None:
+        try:
+            msg = extension.decode_client(body)
+        except extension.ExtensionError as exc:
+            self.notify(conn, "error", "bad-room-message", str(exc))
+            return
+        if isinstance(msg, extension.ClientHello):
+            if msg.name:
+                conn.name = msg.name
+            if not conn.extension:
+                conn.extension = True
+                self._send_hello(conn)
+        elif isinstance(msg, extension.Ping):
+            self._send_room(
+                conn,
+                extension.Pong(
+                    id=msg.id, client_time=msg.client_time, server_time=extension.server_time_ms()
+                ),
+            )
+
+    def _send_hello(self, conn: Connection) -> None:
+        hello = extension.ServerHello(
+            room=self.id,
+            protocol=extension.PROTOCOL_VERSION,
+            server_time=extension.server_time_ms(),
+            connections=len(self.connections),
+            document_version=self.document.version,
+            max_message_bytes=self.limits.max_message_bytes,
+        )
+        self._send_room(conn, hello)
+
+    def _send_room(self, conn: Connection, message: extension.ServerMessage) -> None:
+        conn.send(room_message(extension.encode_server(message)))
+
+    def notify(self, conn: Connection, level: str, code: str, text: str) -> None:
+        """A notice on the extension channel; plain Yjs clients are not sent one."""
+        if conn.extension:
+            self._send_room(conn, extension.Notice(level=level, code=code, text=text))  # type: ignore[arg-type]
+
+    # -- housekeeping -----------------------------------------------------
+
+    def expire_awareness(self) -> None:
+        """Drop states not renewed in time, as y-protocols' Awareness does."""
+        outdated = self.awareness.outdated(self.limits.awareness_timeout_seconds)
+        if outdated:
+            removal = self.awareness.remove(outdated)
+            for conn in self.connections:
+                conn.controlled.difference_update(outdated)
+            if removal is not None:
+                self.broadcast(awareness_message(removal))
+
+    def close_all(self, code: int, reason: str) -> None:
+        for conn in list(self.connections):
+            conn.close(code, reason)
+
+    async def drain(self) -> None:
+        """Let in-flight big syncs finish or fail before the room goes away."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _reason(text: str) -> str:
+    """A close reason must fit in 123 bytes of UTF-8."""
+    encoded = text.encode("utf-8")[:123]
+    return encoded.decode("utf-8", errors="ignore")

@@ -1,0 +1,127 @@
+"""The server-side document API: list rooms, read and write a room's files.
+
+Writes are CRDT changes made on the server's copy of the document and sent to
+connected clients like any other update, so an open editor sees them live and
+a collaborator's concurrent edit is kept.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rooms import JoinRefused, RoomRegistry
+
+from .errors import json_error, too_large
+from .keys import REGISTRY, SETTINGS
+from .ws import check_room_id
+
+MAX_PATH_LENGTH = 1024
+
+
+def check_path(path: str) -> None:
+    """A file path is a relative POSIX path: no empty, "." or ".." segments, no controls."""
+    problem = None
+    if not path or len(path) > MAX_PATH_LENGTH:
+        problem = f"must be 1 to {MAX_PATH_LENGTH} characters"
+    elif path.startswith("/") or path.endswith("/"):
+        problem = "must not start or end with '/'"
+    elif any(part in ("", ".", "..") for part in path.split("/")):
+        problem = "must not have empty, '.' or '..' segments"
+    elif any(ord(ch) < 32 or ch == "\x7f" or ch == "\\" for ch in path):
+        problem = "must not contain control characters or '\\'"
+    if problem is not None:
+        raise json_error(web.HTTPBadRequest, f"invalid file path {path!r}: {problem}")
+
+
+async def list_rooms(request: web.Request) -> web.Response:
+    registry: RoomRegistry = request.app[REGISTRY]
+    rooms = [
+        {
+            "id": room.id,
+            "connections": len(room.connections),
+            "document_version": room.document.version,
+            "created": room.created,
+        }
+        for room in registry.rooms.values()
+        if room.loaded.done() and not room.loaded.exception()
+    ]
+    rooms.sort(key=lambda r: (-r["connections"], r["id"]))
+    return web.json_response({"rooms": rooms})
+
+
+def _room_id(request: web.Request) -> str:
+    room_id = request.match_info["room_id"]
+    check_room_id(room_id)
+    return room_id
+
+
+async def get_files(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    registry: RoomRegistry = request.app[REGISTRY]
+    try:
+        async with registry.hold(room_id) as room:
+            files = room.document.read_files()
+    except JoinRefused as refused:
+        raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
+    return web.json_response({"room": room_id, "files": files})
+
+
+async def get_file(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    path = request.match_info["path"]
+    check_path(path)
+    registry: RoomRegistry = request.app[REGISTRY]
+    try:
+        async with registry.hold(room_id) as room:
+            content = room.document.read_file(path)
+    except JoinRefused as refused:
+        raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
+    if content is None:
+        raise json_error(web.HTTPNotFound, f"no file {path!r} in room {room_id!r}")
+    return web.Response(text=content, content_type="text/plain", charset="utf-8")
+
+
+async def put_file(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    path = request.match_info["path"]
+    check_path(path)
+    limit = request.app[SETTINGS].max_message_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit, request.content_length)
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise too_large(limit, len(body))
+    try:
+        content = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise json_error(web.HTTPBadRequest, f"file content is not UTF-8 text: {exc}") from exc
+    registry: RoomRegistry = request.app[REGISTRY]
+    try:
+        async with registry.hold(room_id) as room:
+            created = room.document.read_file(path) is None
+            update = room.document.put_file(path, content)
+            if update is not None:
+                room.broadcast_update(update)
+    except JoinRefused as refused:
+        raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
+    return web.json_response(
+        {"room": room_id, "path": path, "created": created, "changed": update is not None},
+        status=201 if created else 200,
+    )
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    room_id = _room_id(request)
+    path = request.match_info["path"]
+    check_path(path)
+    registry: RoomRegistry = request.app[REGISTRY]
+    try:
+        async with registry.hold(room_id) as room:
+            update = room.document.delete_file(path)
+            if update is not None:
+                room.broadcast_update(update)
+    except JoinRefused as refused:
+        raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
+    if update is None:
+        raise json_error(web.HTTPNotFound, f"no file {path!r} in room {room_id!r}")
+    return web.Response(status=204)

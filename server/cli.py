@@ -1,0 +1,78 @@
+"""The ``opencode-live`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import uvloop
+from aiohttp import web
+
+from .app import create_app
+from .config import Settings, add_arguments, load_settings
+from .logs import setup_logging
+
+log = logging.getLogger("opencode_live.server")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then close every socket with 1001 after flushing."""
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_seconds
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sockets = site._server.sockets if site._server is not None else ()  # type: ignore[union-attr]
+    port = sockets[0].getsockname()[1] if sockets else settings.port
+    log.info(
+        "listening",
+        extra={"host": settings.host, "port": port, "url": f"http://{settings.host}:{port}/"},
+    )
+    try:
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+        log.info("stopped")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opencode-live",
+        description="Real-time collaboration and live-demo server for coding classes.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the server")
+    add_arguments(serve_parser)
+    commands.add_parser("settings", help="print the settings table (Markdown)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "settings":
+        from .config import settings_table
+
+        print(settings_table())
+        return 0
+    try:
+        settings = load_settings(args)
+    except ValueError as exc:
+        print(f"opencode-live: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    uvloop.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

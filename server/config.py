@@ -1,0 +1,134 @@
+"""One typed settings object: CLI flag, then environment variable, then default.
+
+Each field's metadata names its environment variable and help text; the CLI
+flags and the README's settings table are both made from it, so a setting
+cannot be added without being documented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rooms import RoomLimits
+
+MiB = 1024 * 1024
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _setting(default: Any, env: str, help: str) -> Any:
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = _setting("127.0.0.1", "OPENCODE_LIVE_HOST", "address to listen on")
+    port: int = _setting(8000, "PORT", "TCP port to listen on (0 picks a free one)")
+    log_level: str = _setting("info", "OPENCODE_LIVE_LOG_LEVEL", "debug, info, warning or error")
+    max_message_bytes: int = _setting(
+        16 * MiB,
+        "OPENCODE_LIVE_MAX_MESSAGE_BYTES",
+        "largest WebSocket message accepted (bigger closes with 1009); also the largest "
+        "piece a big document's initial sync is cut into",
+    )
+    send_queue_bytes: int = _setting(
+        64 * MiB,
+        "OPENCODE_LIVE_SEND_QUEUE_BYTES",
+        "bytes queued for one client before it is closed as a slow consumer (1013); "
+        "at least twice max-message-bytes",
+    )
+    max_connections_per_room: int = _setting(
+        1000, "OPENCODE_LIVE_MAX_CONNECTIONS_PER_ROOM", "connections one room accepts (then 1013)"
+    )
+    max_rooms: int = _setting(
+        10_000, "OPENCODE_LIVE_MAX_ROOMS", "rooms one process holds in memory (then 1013)"
+    )
+    unload_grace_seconds: float = _setting(
+        30.0,
+        "OPENCODE_LIVE_UNLOAD_GRACE_SECONDS",
+        "seconds a room stays loaded after its last connection leaves",
+    )
+    awareness_timeout_seconds: float = _setting(
+        30.0,
+        "OPENCODE_LIVE_AWARENESS_TIMEOUT_SECONDS",
+        "seconds without renewal after which a client's presence is dropped",
+    )
+    heartbeat_seconds: float = _setting(
+        30.0,
+        "OPENCODE_LIVE_HEARTBEAT_SECONDS",
+        "WebSocket ping interval; a client that does not answer is closed",
+    )
+    shutdown_timeout_seconds: float = _setting(
+        10.0,
+        "OPENCODE_LIVE_SHUTDOWN_TIMEOUT_SECONDS",
+        "seconds SIGTERM waits for queued frames to reach clients before closing",
+    )
+
+    def room_limits(self) -> RoomLimits:
+        return RoomLimits(
+            max_message_bytes=self.max_message_bytes,
+            send_queue_bytes=self.send_queue_bytes,
+            max_connections_per_room=self.max_connections_per_room,
+            max_rooms=self.max_rooms,
+            unload_grace_seconds=self.unload_grace_seconds,
+            awareness_timeout_seconds=self.awareness_timeout_seconds,
+        )
+
+    def __post_init__(self) -> None:
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is out of range")
+        self.room_limits()  # checks the limits against each other
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for f in dataclasses.fields(Settings):
+        parser.add_argument(
+            _flag(f.name),
+            dest=f.name,
+            type=type(f.default),
+            default=None,
+            help=f"{f.metadata['help']} (env {f.metadata['env']}, default {f.default})",
+        )
+
+
+def load_settings(
+    args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings from parsed flags and the environment; bad values raise ValueError."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        flag_value = getattr(args, f.name, None) if args is not None else None
+        if flag_value is not None:
+            values[f.name] = flag_value
+            continue
+        raw = env.get(f.metadata["env"])
+        if raw is not None and raw != "":
+            kind = type(f.default)
+            try:
+                values[f.name] = kind(raw)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{f.metadata['env']}={raw!r} is not a valid {kind.__name__}"
+                ) from exc
+    return Settings(**values)
+
+
+def settings_table() -> str:
+    """The README's table of settings, in Markdown."""
+    rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        rows.append(
+            f"| `{_flag(f.name)}` | `{f.metadata['env']}` | `{f.default}` | {f.metadata['help']} |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,12 @@
+"""Typed keys for what the application holds (aiohttp's AppKey)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rooms import RoomRegistry
+
+from .config import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+REGISTRY = web.AppKey("registry", RoomRegistry)

@@ -1,0 +1,1 @@
+"""Postgres: migrations, pool and queries (issue 3; nothing here yet)."""

@@ -1,0 +1,94 @@
+"""Many clients joining a room that is still loading: all are synced, none waits forever.
+
+The server runs in this process (aiohttp's TestServer on a real loopback
+socket) so that the test can give it a room loader that takes its time, as the
+Postgres loader will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+from pycrdt import Doc, Map, Text
+
+from rooms import CloseCode
+from server import Settings, create_app
+from tests.pyclient import YClient
+
+JOINERS = 100
+
+
+def stored_room() -> list[bytes]:
+    doc = Doc()
+    files = doc.get("files", type=Map)
+    updates = []
+    for i in range(50):
+        sv = doc.get_state()
+        files[f"lesson/{i}.py"] = Text(f"print({i})\n" * 20)
+        updates.append(doc.get_update(sv))
+    return updates
+
+
+async def test_burst_of_joiners_while_room_loads_all_get_synced():
+    updates = stored_room()
+    expected = Doc()
+    for u in updates:
+        expected.apply_update(u)
+    expected_files = {k: str(v) for k, v in expected.get("files", type=Map).items()}
+    load_started = asyncio.Event()
+    release = asyncio.Event()
+    loads = 0
+
+    async def slow_loader(room_id: str) -> list[bytes]:
+        nonlocal loads
+        loads += 1
+        load_started.set()
+        await asyncio.wait_for(release.wait(), 10)
+        return updates
+
+    app = create_app(Settings(unload_grace_seconds=0.2), loader=slow_loader)
+    async with TestServer(app, host="127.0.0.1") as srv, aiohttp.ClientSession() as session:
+        url = f"ws://127.0.0.1:{srv.port}/rooms/burst"
+        clients = [YClient(session, url) for _ in range(JOINERS)]
+        await asyncio.gather(*(c.connect() for c in clients))
+        await asyncio.wait_for(load_started.wait(), 5)
+        assert not any(c.synced.is_set() for c in clients)  # all of them are waiting on the load
+        release.set()
+        results = await asyncio.gather(
+            *(c.wait_synced(15) for c in clients), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert failures == [], f"{len(failures)} of {JOINERS} joiners never synced"
+        assert loads == 1  # one load shared by every joiner
+        for c in clients:
+            assert c.file_contents() == expected_files
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+async def test_failed_load_tells_every_waiting_joiner_and_next_join_retries():
+    attempts = 0
+    release = asyncio.Event()
+
+    async def flaky_loader(room_id: str) -> list[bytes]:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            await asyncio.wait_for(release.wait(), 10)
+            raise ConnectionError("database went away")
+        return []
+
+    app = create_app(Settings(), loader=flaky_loader)
+    async with TestServer(app, host="127.0.0.1") as srv, aiohttp.ClientSession() as session:
+        url = f"ws://127.0.0.1:{srv.port}/rooms/flaky"
+        clients = [YClient(session, url) for _ in range(10)]
+        await asyncio.gather(*(c.connect() for c in clients))
+        release.set()
+        codes = await asyncio.gather(*(c.wait_closed(10) for c in clients))
+        assert set(codes) == {CloseCode.INTERNAL_ERROR}
+        assert {c.close_reason for c in clients} == {"room could not be loaded"}
+        again = await YClient(session, url).connect()
+        await again.wait_synced(10)
+        assert attempts == 2
+        await again.close()

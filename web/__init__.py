@@ -1,0 +1,1 @@
+"""The browser client and its built bundle (issue 4; nothing here yet)."""
