@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from .protocol import ProtocolError
 from .split import split_update
 
 FILES = "files"
+_FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
 EMPTY_STATE_VECTOR = b"\x00"
 
 
@@ -36,7 +38,9 @@ class RoomDocument:
             return
         try:
             self.doc.apply_update(update)
-        except Exception as exc:  # pycrdt raises ValueError, yrs panics surface as others
+        except _FATAL:
+            raise
+        except BaseException as exc:  # pycrdt raises ValueError; a yrs panic is a BaseException
             raise ProtocolError(f"invalid Yjs update: {exc}") from exc
         self.version += 1
 

@@ -34,6 +34,9 @@ from .limits import RoomLimits
 
 log = logging.getLogger("opencode_live.rooms")
 
+# Resolved once: a labels() lookup per message would be work on the hot path.
+_MESSAGES_IN = {kind: metrics.MESSAGES_IN.labels(kind=kind.name) for kind in MessageKind}
+
 
 class Room:
     def __init__(self, room_id: str, limits: RoomLimits) -> None:
@@ -85,7 +88,7 @@ class Room:
         try:
             messages = parse_frame(frame)
             for message in messages:
-                metrics.MESSAGES_IN.labels(kind=message.kind.name).inc()
+                _MESSAGES_IN[message.kind].inc()
                 self._dispatch(conn, message, received)
         except ProtocolError as exc:
             metrics.ERRORS.labels(kind="malformed_frame").inc()

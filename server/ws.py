@@ -65,13 +65,23 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
             room = await registry.join(room_id, conn)
         except JoinRefused as refused:
             metrics.CLOSES.labels(code=str(refused.code)).inc()
+            log.info(
+                "join refused",
+                extra={"room": room_id, "code": refused.code, "reason": refused.reason},
+            )
             await ws.close(code=refused.code, message=refused.reason.encode())
             return ws
+        log.info(
+            "connection opened", extra={"room": room_id, "conn": conn.id, "peer": request.remote}
+        )
         try:
             await _read(ws, conn, room, closer)
         finally:
             registry.leave(room, conn)
             await closer.finish()
+            log.info(
+                "connection closed", extra={"room": room_id, "conn": conn.id, "code": ws.close_code}
+            )
     finally:
         metrics.CONNECTIONS.dec()
     return ws

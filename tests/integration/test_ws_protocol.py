@@ -474,3 +474,38 @@ async def test_big_document_initial_sync_arrives_in_pieces(server_factory, sessi
     assert max(len(f) for f in joiner.received) <= 65536
     await writer.close()
     await joiner.close()
+
+
+async def test_awareness_not_renewed_is_dropped_and_announced(server_factory, session):
+    server = server_factory("--awareness-timeout-seconds", "0.5")
+    quiet = await connected(session, server, "stale")
+    watcher = await connected(session, server, "stale")
+    await quiet.set_awareness({"user": {"name": "quiet"}})
+    await eventually(lambda: quiet.client_id in watcher.awareness, what="state arrives")
+    # quiet never renews: the server drops it after the timeout and tells the room
+    await eventually(lambda: quiet.client_id not in watcher.awareness, timeout=5, what="expiry")
+    assert not quiet.closed.is_set()
+    await quiet.close()
+    await watcher.close()
+
+
+def test_console_script_and_procfile():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "Procfile").read_text().strip() == (
+        "web: opencode-live serve --host 0.0.0.0 --port $PORT"
+    )
+    out = subprocess.run(
+        ["opencode-live", "serve", "--help"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    for flag in ("--host", "--port", "--log-level", "--max-message-bytes", "--max-rooms"):
+        assert flag in out
+    bad = subprocess.run(
+        ["opencode-live", "serve", "--log-level", "loud"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2 and "log level must be one of" in bad.stderr
