@@ -10,6 +10,20 @@ keeps messages flowing. Every piece is a complete v1 update, so any Yjs/yrs
 peer applies it with the ordinary ``applyUpdate``; applying all pieces yields
 exactly the document the original update describes.
 
+The pieces are emitted in causal order (the order in which Yjs itself would
+integrate the structs), not simply client after client as the update lists
+them. This matters for the receiver's speed: an update lists clients by
+descending id, and the structs of one client routinely reference structs of
+another client listed later. Inside one update Yjs resolves that with a stack;
+across updates, the referencing structs go to Yjs' pending store, which is
+re-merged with every following update. Measured with Yjs 13.6: a 2 MB
+three-author document cut client after client into 32 pieces left structs
+pending after 31 of them and took 5x as long to apply as the whole update
+(quadratic in size); in causal order no piece leaves anything pending, and a
+50 MB document (498k structs, heavily interleaved authors) cut into 48
+one-megabyte pieces applied in 1.19 s against 1.43 s for the whole update,
+the slowest piece taking 73 ms.
+
 The module is pure and sans-I/O: bytes in, list of bytes out.
 
 Wire format (Yjs ``encoding.js`` ``writeClientsStructs`` / ``readClientsStructRefs``,
@@ -33,7 +47,9 @@ copied verbatim; only its header (count, client, start clock) is re-encoded.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
 
 from pycrdt import write_var_uint
 
@@ -60,53 +76,74 @@ _HAS_PARENT_SUB = 0x20
 # lib0 varuints longer than this cannot be a u64 (yrs' widest integer).
 _MAX_VARINT_BYTES = 10
 
+# Varints matched in C, which beats a Python byte loop: one varint; an ID
+# (two); and the header tail of a text item - one or two IDs plus the length.
+_VARINT_GROUP = rb"([\x80-\xff]{0,9}[\x00-\x7f])"
+_VARINT = re.compile(rb"[\x80-\xff]{0,9}[\x00-\x7f]")
+_ID = re.compile(_VARINT_GROUP * 2)
+_ONE_ID_LEN = re.compile(_VARINT_GROUP * 3)
+_TWO_IDS_LEN = re.compile(_VARINT_GROUP * 5)
+
 # In valid UTF-8 every code point outside the BMP (two UTF-16 code units) starts
 # with a byte 0xF0..0xF4; deleting them and comparing lengths counts them in C.
 _ASTRAL_LEADS = bytes(range(0xF0, 0x100))
 
 _EMPTY_DELETE_SET = b"\x00"
 
-# Item origins are IDs of two varuints whose client half is usually 7-8 bytes;
-# skipping them with a compiled pattern runs in C instead of a byte loop.
-_VARINT_PATTERN = rb"[\x80-\xff]{0,9}[\x00-\x7f]"
-_ONE_ID = re.compile(_VARINT_PATTERN * 2)
-_TWO_IDS = re.compile(_VARINT_PATTERN * 4)
+# Cross-client dependencies of a struct: (client as varint bytes, clock) pairs.
+_Deps = tuple[tuple[bytes, int], ...]
 
 
 def split_update(update: bytes, max_bytes: int) -> list[bytes]:
     """Split a Yjs **v1** update into v1 updates of at most ``max_bytes`` each.
 
     Applying the returned pieces, in order, to an empty document gives exactly
-    the document that applying ``update`` gives. They converge in any other
-    order too (out-of-order structs wait in the peer's pending store), but in
-    order is cheapest for the receiver.
+    the document that applying ``update`` gives, and, in order, no piece
+    leaves structs pending at the receiver unless the original update itself
+    depends on structs it does not carry (see the module docstring). Yjs also
+    converges when the pieces arrive in another order (pending structs wait
+    for their dependencies); yrs/pycrdt 0.14 does not reliably do so - its
+    pending store loses structs when several out-of-order updates wait in it,
+    whoever cut them - so deliver them in order.
 
     * ``len(update) <= max_bytes`` returns ``[update]`` unchanged (fast path).
-    * Otherwise consecutive whole structs are grouped, per client and in their
-      original order, into pieces; small clients share a piece. Every piece
+    * Otherwise runs of consecutive whole structs of one client are packed into
+      pieces, in causal order; several clients share a piece. Every piece
       carries an empty delete set except the last, which carries the original
-      one (if the delete set does not fit there, it is itself split by client
+      one (if the delete set does not fit there, it is itself cut by client
       and by range into struct-less pieces that follow).
-    * A single struct larger than a piece is split the way Yjs writes an item
+    * A single struct larger than a piece is cut the way Yjs writes an item
       with an offset (``Item.write(encoder, offset)``) when its content is a
       String (cut on code point boundaries, so never inside a UTF-16 surrogate
       pair), Any or JSON (cut between elements): the continuation items get
-      ``origin = (client, clock + offset - 1)``, keep the rightOrigin and drop
-      the parent info, exactly as Yjs would encode them.
+      ``origin = (client, clock + offset - 1)``, keep the rightOrigin, drop the
+      parent info and keep the info byte's parentSub bit, exactly as Yjs
+      encodes them.
 
     Limits: anything that cannot be cut is emitted alone in its own piece,
     which then exceeds ``max_bytes``: a single Any/JSON element, Binary, Embed,
     Format, Type or Doc content, an item whose header alone (e.g. a huge map
     key) is too large, and, for a tiny ``max_bytes``, any struct. GC, Skip and
     Deleted structs are a few bytes and never need cutting. Type ref 5
-    (XmlHook) is parsed like yrs (pycrdt) encodes it, i.e. without the hook name
+    (XmlHook) is parsed as yrs (pycrdt) writes it, i.e. without the hook name
     Yjs writes: pycrdt cannot decode Yjs XmlHook items at all, so a document
-    that went through pycrdt never contains one in the Yjs form.
+    that went through pycrdt never contains one in the Yjs form. (Likewise
+    yrs cannot read the legacy JSON content Yjs no longer writes; this module
+    parses it as Yjs does.)
+
+    Rich text: after every remote update a Yjs client deletes Format items
+    that look redundant (``cleanupYTextAfterTransaction``) - a local edit it
+    then broadcasts. Receiving a document in pieces, it judges intermediate
+    states: in randomized tests with heavy concurrent formatting about 1 in
+    100 documents ended up with some formatting markers deleted (plain text
+    and all other types identical). Documents without formatting attributes
+    (code in plain ``Y.Text``, maps, arrays) are not affected, and yrs/pycrdt
+    does no such cleanup.
 
     Raises ``ValueError`` if ``update`` is not a well-formed v1 update (truncated,
-    unknown struct, content or Any tag, invalid UTF-8, over-long varint,
-    trailing bytes) or if ``max_bytes`` is not positive. Never raises for a
-    well-formed update.
+    unknown struct, content or Any tag, invalid UTF-8, over-long varint, a
+    client listed twice, trailing bytes) or if ``max_bytes`` is not positive.
+    Never raises for a well-formed update.
     """
     if max_bytes <= 0:
         raise ValueError(f"max_bytes must be positive, got {max_bytes}")
@@ -115,8 +152,12 @@ def split_update(update: bytes, max_bytes: int) -> list[bytes]:
     data = bytes(update)
     try:
         return _Splitter(data, max_bytes).run()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"malformed Yjs update: invalid UTF-8 in string content ({exc})") from None
     except IndexError:
         raise ValueError("malformed Yjs update: unexpected end of data") from None
+    except OverflowError:
+        raise ValueError("malformed Yjs update: clock or length out of range") from None
 
 
 # ---------------------------------------------------------------------------
@@ -151,12 +192,12 @@ def _read_uint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _skip_varint(data: bytes, pos: int) -> int:
     """Skip a lib0 varuint or signed varint (both end at a byte < 0x80)."""
-    start = pos
-    while data[pos] >= 0x80:
-        pos += 1
-        if pos - start >= _MAX_VARINT_BYTES:
-            raise ValueError(f"malformed Yjs update: varint too long at byte {start}")
-    return pos + 1
+    match = _VARINT.match(data, pos)
+    if match is None:
+        if pos >= len(data):
+            raise IndexError(pos)
+        raise ValueError(f"malformed Yjs update: bad varint at byte {pos}")
+    return match.end()
 
 
 def _skip_id(data: bytes, pos: int) -> int:
@@ -303,143 +344,371 @@ def _skip_item_header(data: bytes, pos: int, info: int) -> int:
     return pos
 
 
-def _skip_struct(data: bytes, pos: int) -> tuple[int, int]:
-    """Skip one struct; return ``(new_pos, clock_length)``."""
+def _varint_value(raw: bytes) -> int:
+    """Value of one complete lib0 varuint given as its bytes."""
+    if len(raw) <= 4:  # drop the continuation bits of a little-endian int
+        x = int.from_bytes(raw, "little")
+        return (x & 0x7F) | ((x >> 1) & 0x3F80) | ((x >> 2) & 0x1FC000) | ((x >> 3) & 0xFE00000)
+    value = 0
+    for shift, byte in enumerate(raw):
+        value |= (byte & 0x7F) << (7 * shift)
+    return value
+
+
+def _read_id(data: bytes, pos: int) -> tuple[bytes, int, int]:
+    """Read an ID; return ``(client varint bytes, clock, new_pos)``.
+
+    The client stays encoded: it is only compared with other clients' encodings.
+    """
+    match = _ID.match(data, pos)
+    if match is None:
+        if pos + 2 > len(data):
+            raise IndexError(pos)
+        raise ValueError(f"malformed Yjs update: bad ID at byte {pos}")
+    client, clock = match.groups()
+    return client, _varint_value(clock), match.end()
+
+
+def _read_struct(data: bytes, pos: int, own: bytes) -> tuple[int, int, _Deps]:
+    """Parse one struct; return ``(new_pos, clock_length, cross_client_deps)``.
+
+    ``cross_client_deps`` are the ``(client varint bytes, clock)`` of the IDs
+    Yjs waits for before integrating the struct (``Item.getMissing``:
+    origin, rightOrigin, parent item) that belong to *other* clients than
+    ``own`` - a client's own structs are integrated in clock order anyway.
+    """
     info = data[pos]
     pos += 1
     ref = info & 0x1F
     if ref == _GC or ref == _SKIP:
         length, pos = _read_uint(data, pos)
-        return pos, length
-    return _skip_content(data, _skip_item_header(data, pos, info), ref)
+        return pos, length, ()
+    deps: _Deps = ()
+    if info & _HAS_ORIGIN:
+        client, clock, pos = _read_id(data, pos)
+        if client != own:
+            deps = ((client, clock),)
+    if info & _HAS_RIGHT_ORIGIN:
+        client, clock, pos = _read_id(data, pos)
+        if client != own:
+            deps += ((client, clock),)
+    if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
+        is_key, pos = _read_uint(data, pos)
+        if is_key == 1:
+            pos = _skip_bytes(data, pos)
+        else:
+            client, clock, pos = _read_id(data, pos)
+            if client != own:
+                deps = ((client, clock),)
+        if info & _HAS_PARENT_SUB:
+            pos = _skip_bytes(data, pos)
+    pos, length = _skip_content(data, pos, ref)
+    return pos, length, deps
 
 
 # ---------------------------------------------------------------------------
-# Splitting
+# Parsing into client blocks
+
+
+class _Block:
+    """The structs of one client as the update lists them.
+
+    ``starts[i]`` / ``clocks[i]`` are the byte offset and clock of struct ``i``;
+    both carry one extra entry, the end, so struct ``i`` spans
+    ``starts[i]:starts[i + 1]`` and has clock length ``clocks[i + 1] - clocks[i]``.
+    ``dep_at`` lists (ascending) the structs with cross-client dependencies and
+    ``deps`` their ``(client varint bytes, clock)`` pairs.
+    """
+
+    __slots__ = ("client", "client_bytes", "clocks", "dep_at", "deps", "size", "starts")
+
+    def __init__(self, client: int) -> None:
+        self.client = client
+        self.client_bytes = write_var_uint(client)
+        self.starts = array("Q")
+        self.clocks = array("Q")
+        self.dep_at: list[int] = []
+        self.deps: list[_Deps] = []
+        self.size = 0  # number of structs
+
+
+def _parse_blocks(data: bytes) -> tuple[list[_Block], int]:
+    """Parse all struct headers; return the client blocks and the delete set offset."""
+    size = len(data)
+    blocks: list[_Block] = []
+    seen: set[int] = set()
+    num_clients, pos = _read_uint(data, 0)
+    for _ in range(num_clients):
+        num_structs, pos = _read_uint(data, pos)
+        client, pos = _read_uint(data, pos)
+        clock, pos = _read_uint(data, pos)
+        if client in seen:
+            raise ValueError(f"malformed Yjs update: client {client} is listed twice")
+        seen.add(client)
+        block = _Block(client)
+        blocks.append(block)
+        own = block.client_bytes
+        add_start = block.starts.append
+        add_clock = block.clocks.append
+        add_dep_at = block.dep_at.append
+        add_deps = block.deps.append
+        for index in range(num_structs):
+            add_start(pos)
+            add_clock(clock)
+            info = data[pos]
+            ref = info & 0x1F
+            match = None
+            if (ref == _STRING or ref == _DELETED) and info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
+                # Inlined fast path for the bulk of real documents: text and
+                # deleted text positioned by origin and/or rightOrigin. One
+                # pattern match captures the IDs and the content length.
+                if info >= _HAS_ORIGIN | _HAS_RIGHT_ORIGIN:
+                    match = _TWO_IDS_LEN.match(data, pos + 1)
+                    if match is not None:
+                        client_a, clock_a, client_b, clock_b, raw_length = match.groups()
+                        if client_a != own:
+                            deps: _Deps = ((client_a, _varint_value(clock_a)),)
+                            if client_b != own:
+                                deps += ((client_b, _varint_value(clock_b)),)
+                            add_dep_at(index)
+                            add_deps(deps)
+                        elif client_b != own:
+                            add_dep_at(index)
+                            add_deps(((client_b, _varint_value(clock_b)),))
+                else:
+                    match = _ONE_ID_LEN.match(data, pos + 1)
+                    if match is not None:
+                        client_a, clock_a, raw_length = match.groups()
+                        if client_a != own:
+                            add_dep_at(index)
+                            add_deps(((client_a, _varint_value(clock_a)),))
+            if match is not None:
+                pos = match.end()
+                length = raw_length[0] if len(raw_length) == 1 else _varint_value(raw_length)
+                if ref == _STRING:
+                    end = pos + length
+                    if end > size:
+                        raise ValueError("malformed Yjs update: string runs past the end")
+                    chunk = data[pos:end]
+                    pos = end
+                    if not chunk.isascii():  # UTF-16 units: code points + astral ones
+                        length = (
+                            len(chunk.decode("utf-8"))
+                            + length
+                            - len(chunk.translate(None, _ASTRAL_LEADS))
+                        )
+            else:  # everything else, and malformed input (which raises there)
+                pos, length, deps = _read_struct(data, pos, own)
+                if deps:
+                    add_dep_at(index)
+                    add_deps(deps)
+            clock += length
+        add_start(pos)
+        add_clock(clock)
+        block.size = num_structs
+    return blocks, pos
+
+
+# A delete set entry: client, number of ranges, byte span of the ranges.
+_DeleteEntry = tuple[int, int, int, int]
+
+
+def _parse_delete_set(data: bytes, pos: int) -> list[_DeleteEntry]:
+    """Parse the delete set at ``pos`` (it must end the update)."""
+    entries: list[_DeleteEntry] = []
+    num_clients, pos = _read_uint(data, pos)
+    for _ in range(num_clients):
+        client, pos = _read_uint(data, pos)
+        num_ranges, pos = _read_uint(data, pos)
+        ranges_start = pos
+        for _ in range(num_ranges):
+            _, pos = _read_uint(data, pos)  # clock
+            _, pos = _read_uint(data, pos)  # length
+        entries.append((client, num_ranges, ranges_start, pos))
+    if pos != len(data):
+        raise ValueError(
+            f"malformed Yjs update: {len(data) - pos} trailing bytes after the delete set"
+        )
+    return entries
+
+
+def _causal_runs(blocks: list[_Block]) -> Iterator[tuple[int, int, int]]:
+    """Yield ``(block, first, stop)`` struct runs in an order Yjs integrates directly.
+
+    This is Yjs' ``integrateStructs`` stack walk at run granularity: a client's
+    structs are taken in order until one depends on a struct of another client
+    that has not been yielded yet; then that other client is worked on, up to
+    the needed struct only, and the waiting client resumes. Dependencies
+    outside the update (a client it does not list, clocks it does not carry)
+    cannot be helped by ordering and are ignored, as is a dependency cycle
+    (impossible in a real document; ignoring it keeps malformed input from
+    looping).
+    """
+    index = {block.client_bytes: b for b, block in enumerate(blocks)}
+    done = [0] * len(blocks)  # structs yielded per block
+    next_dep = [0] * len(blocks)  # position in block.dep_at
+    on_stack = [False] * len(blocks)
+    for root, root_block in enumerate(blocks):
+        if done[root] == root_block.size:
+            continue
+        stack = [(root, root_block.size)]  # (block, yield up to this struct index)
+        on_stack[root] = True
+        while stack:
+            b, limit = stack[-1]
+            block = blocks[b]
+            first = done[b]
+            if first >= limit:
+                stack.pop()
+                on_stack[b] = False
+                continue
+            # Extend the run over structs whose cross-client dependencies are
+            # all yielded already; stop at the first one that has to wait.
+            dep_at = block.dep_at
+            d = next_dep[b]
+            blocker = -1
+            while True:
+                stop = dep_at[d] if d < len(dep_at) else limit
+                if stop >= limit:
+                    stop = limit
+                    break
+                for client, clock in block.deps[d]:
+                    other = index.get(client)
+                    if other is None or on_stack[other]:
+                        continue
+                    clocks = blocks[other].clocks
+                    if clocks[done[other]] <= clock < clocks[-1]:
+                        blocker = other
+                        need = bisect_right(clocks, clock)  # structs of ``other`` to yield
+                        break
+                if blocker >= 0:
+                    break
+                d += 1
+            next_dep[b] = d
+            if stop > first:
+                yield b, first, stop
+                done[b] = stop
+            if blocker >= 0:
+                stack.append((blocker, need))
+                on_stack[blocker] = True
+
+
+# ---------------------------------------------------------------------------
+# Packing runs into pieces
 
 
 class _Splitter:
-    """One pass over the update, packing struct runs into pieces as it goes.
+    """Packs causally ordered struct runs into pieces of at most ``max_bytes``.
 
-    A piece under construction is a list of closed groups (a run of one
-    client's consecutive structs) plus the currently open group, which is
-    just ``(start byte, start clock, struct count)`` into ``data``.
+    The piece under construction maps block -> ``(first, stop)`` struct range
+    (one group per client: Yjs reads one block per client per update, and a
+    client's runs arrive in clock order, so its ranges in a piece are adjacent).
+    Every piece ends with an empty delete set; the original one is attached to
+    the last piece, or follows in pieces of its own when it does not fit.
     """
 
     def __init__(self, data: bytes, max_bytes: int) -> None:
         self.data = data
         self.view = memoryview(data)
         self.max_bytes = max_bytes
+        self.blocks: list[_Block] = []
         self.pieces: list[bytes] = []
-        self.groups: list[bytes | memoryview] = []  # encoded groups of the open piece
-        self.num_groups = 0
-        self.groups_size = 0
+        self.groups: dict[int, tuple[int, int]] = {}
+        self.group_sizes: dict[int, int] = {}  # encoded size of each group
+        self.groups_size = 0  # their sum
+
+    def run(self) -> list[bytes]:
+        self.blocks, ds_start = _parse_blocks(self.data)
+        entries = _parse_delete_set(self.data, ds_start)
+        for b, first, stop in _causal_runs(self.blocks):
+            self._add_run(b, first, stop)
+        self._flush()
+        self._finish_delete_set(ds_start, entries)
+        return self.pieces
 
     # -- piece assembly --------------------------------------------------------
 
-    def _close_group(self, client: int, clock: int, count: int, start: int, end: int) -> None:
-        header = write_var_uint(count) + write_var_uint(client) + write_var_uint(clock)
-        self.groups.append(header)
-        self.groups.append(self.view[start:end])
-        self.num_groups += 1
-        self.groups_size += len(header) + end - start
+    def _add_run(self, b: int, first: int, stop: int) -> None:
+        """Append structs ``[first, stop)`` of block ``b``, flushing full pieces."""
+        block = self.blocks[b]
+        starts = block.starts
+        while first < stop:
+            groups = self.groups
+            if b in groups:
+                group_first = groups[b][0]
+                others = self.groups_size - self.group_sizes[b]
+                num_groups = len(groups)
+            else:
+                group_first = first
+                others = self.groups_size
+                num_groups = len(groups) + 1
+            header = (
+                _vlen(stop - group_first)  # struct count, at its largest
+                + len(block.client_bytes)
+                + _vlen(block.clocks[group_first])
+            )
+            # Bytes of structs the group may span.
+            room = self.max_bytes - _vlen(num_groups) - others - header - len(_EMPTY_DELETE_SET)
+            limit = starts[group_first] + room
+            if starts[stop] <= limit:  # the common case: the whole run fits
+                end = stop
+            else:
+                end = bisect_right(starts, limit, first, stop) - 1
+            if end > first:
+                groups[b] = (group_first, end)
+                size = header + starts[end] - starts[group_first]
+                self.group_sizes[b] = size
+                self.groups_size = others + size
+                if end < stop:
+                    self._flush()
+                first = end
+            elif groups:
+                self._flush()  # retry in an empty piece
+            else:
+                self._emit_oversized(b, first)
+                first += 1
 
     def _flush(self) -> None:
-        if self.num_groups:
-            self.pieces.append(
-                b"".join([write_var_uint(self.num_groups), *self.groups, _EMPTY_DELETE_SET])
-            )
-            self.groups = []
-            self.num_groups = 0
-            self.groups_size = 0
-
-    def _room(self, client_len: int, clock: int) -> int:
-        """Bytes of structs a group opened now may hold (assuming < 128 structs)."""
-        return (
-            self.max_bytes
-            - _vlen(self.num_groups + 1)
-            - self.groups_size
-            - 1  # struct count
-            - client_len
-            - _vlen(clock)
-            - len(_EMPTY_DELETE_SET)
-        )
-
-    # -- main pass ---------------------------------------------------------------
-
-    def run(self) -> list[bytes]:
-        data = self.data
-        size = len(data)
-        num_clients, pos = _read_uint(data, 0)
-        for _ in range(num_clients):
-            num_structs, pos = _read_uint(data, pos)
-            client, pos = _read_uint(data, pos)
-            clock, pos = _read_uint(data, pos)
-            client_len = _vlen(client)
-            g_start, g_clock, g_count = pos, clock, 0
-            room = self._room(client_len, clock)
-            for _ in range(num_structs):
-                start = pos
-                # Inlined fast path for the bulk of real documents: String and
-                # Deleted items with an origin; everything else goes generic.
-                info = data[pos]
-                ref = info & 0x1F
-                if info & 0xC0 and (ref == _STRING or ref == _DELETED):
-                    match = (_TWO_IDS if info >= 0xC0 else _ONE_ID).match(data, pos + 1)
-                    if match is None:
-                        raise ValueError(f"malformed Yjs update: bad origin ID at byte {pos + 1}")
-                    pos = match.end()
-                    length = data[pos]
-                    if length < 0x80:
-                        pos += 1
-                    else:
-                        length, pos = _read_uint(data, pos)
-                    if ref == _STRING:
-                        end = pos + length
-                        if end > size:
-                            raise ValueError("malformed Yjs update: string runs past the end")
-                        chunk = data[pos:end]
-                        pos = end
-                        if not chunk.isascii():
-                            length = _utf16_len(chunk)
-                else:
-                    pos, length = _skip_struct(data, pos)
-                count = g_count + 1
-                if pos - g_start <= room - (0 if count < 0x80 else _vlen(count) - 1):
-                    g_count = count
-                else:
-                    if g_count:
-                        self._close_group(client, g_clock, g_count, g_start, start)
-                    self._flush()
-                    room = self._room(client_len, clock)
-                    if pos - start <= room:
-                        g_start, g_clock, g_count = start, clock, 1
-                    else:
-                        self._emit_oversized(client, clock, start, pos, length)
-                        g_start, g_clock, g_count = pos, clock + length, 0
-                        room = self._room(client_len, g_clock)
-                clock += length
-            if g_count:
-                self._close_group(client, g_clock, g_count, g_start, pos)
-        self._flush()
-        self._finish_delete_set(pos)
-        return self.pieces
+        if not self.groups:
+            return
+        parts: list[bytes | memoryview] = [write_var_uint(len(self.groups))]
+        for b, (first, stop) in self.groups.items():
+            block = self.blocks[b]
+            parts.append(write_var_uint(stop - first))
+            parts.append(block.client_bytes)
+            parts.append(write_var_uint(block.clocks[first]))
+            parts.append(self.view[block.starts[first] : block.starts[stop]])
+        parts.append(_EMPTY_DELETE_SET)
+        self.pieces.append(b"".join(parts))
+        self.groups = {}
+        self.group_sizes = {}
+        self.groups_size = 0
 
     # -- oversized structs -------------------------------------------------------
 
-    def _emit_oversized(self, client: int, clock: int, start: int, end: int, length: int) -> None:
+    def _emit_oversized(self, b: int, index: int) -> None:
         """Emit one struct that does not fit in an empty piece, cut if possible."""
-        parts = self._cut_item(client, clock, start, end, length)
+        block = self.blocks[b]
+        start, end = block.starts[index], block.starts[index + 1]
+        clock = block.clocks[index]
+        length = block.clocks[index + 1] - clock
+        parts = self._cut_item(block.client_bytes, clock, start, end, length)
         if parts is None:
             parts = [(clock, self.view[start:end])]
-        head = write_var_uint(client)
         for part_clock, struct in parts:
             self.pieces.append(
-                b"".join([b"\x01\x01", head, write_var_uint(part_clock), struct, _EMPTY_DELETE_SET])
+                b"".join(
+                    [
+                        b"\x01\x01",
+                        block.client_bytes,
+                        write_var_uint(part_clock),
+                        struct,
+                        _EMPTY_DELETE_SET,
+                    ]
+                )
             )
 
     def _cut_item(
-        self, client: int, clock: int, start: int, end: int, length: int
+        self, client_bytes: bytes, clock: int, start: int, end: int, length: int
     ) -> list[tuple[int, bytes]] | None:
         """Cut an Item into consecutive items (Yjs ``Item.write(encoder, offset)``).
 
@@ -458,9 +727,9 @@ class _Splitter:
         content = _skip_item_header(data, start + 1, info)
         first_head = data[start:content]
         right_origin = data[ro_start:ro_end]
-        client_bytes = write_var_uint(client)
-        # Piece overhead around a struct: numClients, numStructs, client, clock
-        # and the empty delete set; clocks and counts bounded by their maxima.
+        # Piece overhead around a struct: numClients, numStructs, client, clock,
+        # the content length and the empty delete set; clocks and lengths
+        # bounded by their maxima.
         clock_len = _vlen(clock + length)
         overhead = 3 + len(client_bytes) + clock_len + _vlen(self.max_bytes)
         room_first = self.max_bytes - overhead - len(first_head)
@@ -473,6 +742,8 @@ class _Splitter:
         def head(offset: int) -> bytes:
             if offset == 0:
                 return first_head
+            # Yjs: origin = (client, clock + offset - 1); rightOrigin and the
+            # parentSub bit stay; parent info is not written since origin is set.
             return b"".join(
                 [
                     bytes((info | _HAS_ORIGIN,)),
@@ -544,41 +815,17 @@ class _Splitter:
             last = first + 1  # at least one element, even if it alone is too big
             while last < count and bounds[last + 1] - bounds[first] <= room:
                 last += 1
-            parts.append(
-                (
-                    first,
-                    b"".join(
-                        [
-                            head(first),
-                            write_var_uint(last - first),
-                            data[bounds[first] : bounds[last]],
-                        ]
-                    ),
-                )
-            )
+            body = data[bounds[first] : bounds[last]]
+            parts.append((first, b"".join([head(first), write_var_uint(last - first), body])))
             first = last
             room = room_next
         return parts
 
     # -- delete set ----------------------------------------------------------------
 
-    def _finish_delete_set(self, ds_start: int) -> None:
-        """Attach the delete set to the last piece, or split it into its own pieces."""
-        data = self.data
-        num_clients, pos = _read_uint(data, ds_start)
-        entries: list[tuple[int, int, int, int]] = []  # client, numRanges, start, end
-        for _ in range(num_clients):
-            client, pos = _read_uint(data, pos)
-            num_ranges, pos = _read_uint(data, pos)
-            ranges_start = pos
-            for _ in range(num_ranges):
-                pos = _skip_varint(data, _skip_varint(data, pos))
-            entries.append((client, num_ranges, ranges_start, pos))
-        if pos != len(data):
-            raise ValueError(
-                f"malformed Yjs update: {len(data) - pos} trailing bytes after the delete set"
-            )
-        delete_set = data[ds_start:]
+    def _finish_delete_set(self, ds_start: int, entries: list[_DeleteEntry]) -> None:
+        """Attach the delete set to the last piece, or cut it into pieces of its own."""
+        delete_set = self.data[ds_start:]
         pieces = self.pieces
         if pieces:
             last = pieces[-1]
@@ -592,34 +839,38 @@ class _Splitter:
         if not pieces:  # only a delete set without a single range: still one update
             pieces.append(b"\x00" + _EMPTY_DELETE_SET)
 
-    def _split_delete_set(self, entries: list[tuple[int, int, int, int]]) -> None:
+    def _split_delete_set(self, entries: list[_DeleteEntry]) -> None:
         """Emit struct-less pieces carrying the delete set, cut by client and range."""
         data = self.data
         view = self.view
         max_bytes = self.max_bytes
         parts: list[bytes | memoryview] = []
-        num = 0
+        clients: set[int] = set()
         size = 0
 
         def flush() -> None:
-            nonlocal parts, num, size
-            if num:
-                self.pieces.append(b"".join([b"\x00", write_var_uint(num), *parts]))
-            parts, num, size = [], 0, 0
+            nonlocal parts, clients, size
+            if clients:
+                self.pieces.append(b"".join([b"\x00", write_var_uint(len(clients)), *parts]))
+            parts, clients, size = [], set(), 0
 
         def add(client: int, num_ranges: int, start: int, end: int) -> None:
-            nonlocal num, size
+            nonlocal size
+            if client in clients:  # one entry per client and update (yrs overwrites)
+                flush()
             head = write_var_uint(client) + write_var_uint(num_ranges)
             parts.append(head)
             parts.append(view[start:end])
-            num += 1
+            clients.add(client)
             size += len(head) + end - start
 
         for client, num_ranges, start, end in entries:
             if num_ranges == 0:
                 continue  # carries no deletion
             entry_size = _vlen(client) + _vlen(num_ranges) + end - start
-            if 1 + _vlen(num + 1) + size + entry_size <= max_bytes:
+            if client not in clients and 1 + _vlen(len(clients) + 1) + size + entry_size <= (
+                max_bytes
+            ):
                 add(client, num_ranges, start, end)
                 continue
             flush()
