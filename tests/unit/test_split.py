@@ -25,7 +25,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
 
-
 @pytest.fixture
 def node_ready() -> None:
     """Real Yjs through Node: skipped outside CI when missing, a failure in CI."""
