@@ -1,0 +1,288 @@
+"""(a) Fan-out: one room, N subscribers, one writer inserting small edits at a fixed rate.
+
+    python bench/fanout.py --server ours|reference|both
+
+Part 1, a matrix: 50 and 200 subscribers x 20, 100 and 500 edits/s, each for
+``--duration`` seconds: p50/p99/max delivery latency (writer's send to a
+subscriber's receive) and delivered messages/s.
+
+Part 2, a ramp with 50 subscribers: 500, 1000, 1500, 2000, 3000, ... edits/s
+(``--step-duration`` seconds each) until p99 >= 100 ms, a message is lost, the
+writer cannot keep the rate or the generator itself runs out of CPU; prints the
+highest rate that passed.
+
+Every phase uses a fresh room and fresh connections on one server process.
+Subscribers do the real y-websocket handshake and send an awareness state;
+they do not apply updates, they find the writer's ``@<ns>#`` stamp in them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from common import (
+    QUIET_PCT,
+    LatencyStats,
+    Meter,
+    Peer,
+    Server,
+    TextWriter,
+    awareness_state,
+    base_parser,
+    close_all,
+    connect_many,
+    fmt_ms,
+    latencies,
+    new_client_id,
+    open_ws,
+    parse_args,
+    poll_until,
+    run,
+    servers_of,
+    table,
+    wait_quiet,
+    wait_synced,
+)
+
+from crdt.protocol import sync_update
+
+MATRIX_SUBS = (50, 200)
+MATRIX_RATES = (20, 100, 500)
+RAMP_SUBS = 50
+RAMP_RATES = (500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000)
+P99_LIMIT_MS = 100.0
+GEN_CPU_LIMIT = 90.0  # % of one core: above it the generator may be what is measured
+DRAIN_SECONDS = 3.0
+OTHER_CPU_RETRY = 30.0  # % of a core used by other processes that makes a failed step run again
+
+_phase_no = 0
+
+
+async def write_at(writer: Peer, tw: TextWriter, rate: float, duration: float) -> tuple[int, float]:
+    """Send ``rate * duration`` stamped edits on an absolute schedule; returns (sent, seconds)."""
+    total = int(rate * duration)
+    send = writer.send
+    append = tw.append
+    mono = time.monotonic
+    start = mono()
+    i = 0
+    while i < total:
+        due = min(total, int((mono() - start) * rate) + 1)
+        while i < due:
+            send(sync_update(append(b"@%d#" % time.monotonic_ns())))
+            i += 1
+        # Sleep until the next edit is due, but at least a millisecond (the
+        # loop's timer resolution): a shorter sleep would spin, and every edit
+        # due meanwhile goes out in the next burst, stamped when it is sent.
+        await asyncio.sleep(max(0.001, start + i / rate - mono()))
+    return total, mono() - start
+
+
+async def phase(srv: Server, subs: int, rate: int, duration: float) -> dict:
+    global _phase_no
+    _phase_no += 1
+    path = f"/rooms/fanout-{_phase_no}-{subs}-{rate}"
+    sink: list[tuple[int, bytes]] = []
+    counter = [0]
+    factories = [
+        (lambda: Peer(sink, counter, awareness=awareness_state(new_client_id(), "sub")))
+        for _ in range(subs)
+    ]
+    peers, errors = await connect_many(factories, srv.port, [path] * subs, concurrency=50)
+    synced, sync_errors = await wait_synced(peers, 20)  # type: ignore[arg-type]
+    errors += sync_errors
+    writer = await open_ws(
+        lambda: Peer(awareness=awareness_state(new_client_id(), "writer")), srv.port, path
+    )
+    await asyncio.wait_for(writer.synced, 10)  # type: ignore[attr-defined]
+    tw = TextWriter()
+    writer.send(sync_update(tw.first()))  # the item later edits hang off (no stamp)
+    await asyncio.sleep(0.3)
+    base = counter[0]
+    since = time.monotonic_ns()
+    meter = Meter(srv)
+    t0 = time.monotonic()
+    sent, send_seconds = await write_at(writer, tw, rate, duration)  # type: ignore[arg-type]
+    expected = sent * len(peers)
+    await poll_until(lambda: counter[0] - base >= expected, DRAIN_SECONDS)
+    t_done = time.monotonic()
+    meter.stop()
+    closed_early = sum(1 for p in peers if p.closed.done())
+    await close_all([*peers, writer])
+    lat = latencies(sink, since)
+    delivered = len(lat)
+    stats = LatencyStats.of(lat)
+    achieved = sent / send_seconds
+    return {
+        "subs": subs,
+        "rate": rate,
+        "connected": len(peers),
+        "synced": synced,
+        "errors": errors[:3]
+        + ([f"{closed_early} subscribers closed early"] if closed_early else []),
+        "sent": sent,
+        "achieved_rate": achieved,
+        "expected": expected,
+        "delivered": delivered,
+        "p50_ms": stats.p50,
+        "p99_ms": stats.p99,
+        "max_ms": stats.max,
+        "msgs_per_s": delivered / (t_done - t0),
+        "server_cpu_pct": meter.server_pct,
+        "gen_cpu_pct": meter.gen_pct,
+        "other_cpu_pct": meter.other_pct,
+        "rss_mib": srv.rss_kib() / 1024,
+    }
+
+
+def verdict(r: dict) -> str:
+    if r["errors"] or r["synced"] < r["subs"]:
+        return "client errors"
+    if r["delivered"] < r["expected"]:
+        return "lost messages"
+    if r["achieved_rate"] < 0.97 * r["rate"]:
+        return "writer behind"
+    if r["gen_cpu_pct"] > GEN_CPU_LIMIT:
+        return "generator-bound"
+    if r["p99_ms"] >= P99_LIMIT_MS:
+        return "p99 >= 100 ms"
+    return "ok"
+
+
+async def bench_server(
+    kind: str, duration: float, step_duration: float, ramp: bool, wait: float
+) -> dict:
+    out: dict = {"matrix": [], "ramp": [], "max_rate": None, "stop_reason": None}
+    wait_quiet(max_wait=wait)
+    with Server(kind) as srv:
+        for subs in MATRIX_SUBS:
+            for rate in MATRIX_RATES:
+                r = await phase(srv, subs, rate, duration)
+                if r["other_cpu_pct"] > OTHER_CPU_RETRY and wait_quiet(max_wait=wait) < QUIET_PCT:
+                    # Something else took the CPU meanwhile: measure again, once.
+                    r = await phase(srv, subs, rate, duration)
+                r["verdict"] = verdict(r)
+                out["matrix"].append(r)
+                print(
+                    f"  [{kind}] {subs} subs x {rate}/s: p99 {fmt_ms(r['p99_ms'])} ms, "
+                    f"{r['delivered']}/{r['expected']} delivered, {r['verdict']}",
+                    flush=True,
+                )
+        if ramp:
+            for rate in RAMP_RATES:
+                r = await phase(srv, RAMP_SUBS, rate, step_duration)
+                r["verdict"] = verdict(r)
+                if r["verdict"] != "ok" and r["other_cpu_pct"] > OTHER_CPU_RETRY:
+                    # Something else took the CPU meanwhile: measure this step again.
+                    print(
+                        f"  [{kind}] ramp {rate}/s failed while other processes used "
+                        f"{r['other_cpu_pct']:.0f}% CPU: again",
+                        flush=True,
+                    )
+                    if wait_quiet(max_wait=wait) < QUIET_PCT:
+                        r = await phase(srv, RAMP_SUBS, rate, step_duration)
+                        r["verdict"] = verdict(r)
+                out["ramp"].append(r)
+                print(
+                    f"  [{kind}] ramp {rate}/s: p99 {fmt_ms(r['p99_ms'])} ms, "
+                    f"gen CPU {r['gen_cpu_pct']:.0f}%, {r['verdict']}",
+                    flush=True,
+                )
+                if r["verdict"] != "ok":
+                    out["stop_reason"] = f"{rate}/s: {r['verdict']}"
+                    break
+                out["max_rate"] = rate
+            else:
+                out["stop_reason"] = "ramp exhausted"
+        log = srv.errors_in_log()
+        out["server_log"] = log[-1500:]
+    return out
+
+
+def row(kind: str, r: dict) -> list:
+    return [
+        r["subs"],
+        r["rate"],
+        kind,
+        fmt_ms(r["p50_ms"]),
+        fmt_ms(r["p99_ms"]),
+        fmt_ms(r["max_ms"]),
+        f"{r['delivered']}/{r['expected']}",
+        f"{r['msgs_per_s']:.0f}",
+        f"{r['achieved_rate']:.0f}",
+        f"{r['server_cpu_pct']:.0f}",
+        f"{r['gen_cpu_pct']:.0f}",
+        f"{r['other_cpu_pct']:.0f}",
+        r["verdict"],
+    ]
+
+
+HEADERS = [
+    "subs",
+    "edits/s",
+    "server",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "delivered/expected",
+    "msgs/s",
+    "sent/s",
+    "srv CPU%",
+    "gen CPU%",
+    "other CPU%",
+    "verdict",
+]
+
+
+def report(results: dict[str, dict]) -> str:
+    kinds = list(results)
+    rows = []
+    for i in range(len(MATRIX_SUBS) * len(MATRIX_RATES)):
+        for k in kinds:
+            rows.append(row(k, results[k]["matrix"][i]))
+    parts = [table(HEADERS, rows, "(a) fan-out, one writer -> N subscribers in one room")]
+    ramp_rows = []
+    steps = max((len(results[k]["ramp"]) for k in kinds), default=0)
+    for i in range(steps):
+        for k in kinds:
+            if i < len(results[k]["ramp"]):
+                ramp_rows.append(row(k, results[k]["ramp"][i]))
+    if ramp_rows:
+        parts.append(
+            table(HEADERS, ramp_rows, f"(a) ramp, {RAMP_SUBS} subscribers, until p99 >= 100 ms")
+        )
+        parts.append(
+            "highest rate with p99 < 100 ms to 50 subscribers: "
+            + ", ".join(
+                f"{k} {results[k]['max_rate']} edits/s (stopped at {results[k]['stop_reason']})"
+                for k in kinds
+            )
+        )
+    for k in kinds:
+        if results[k].get("server_log"):
+            parts.append(f"{k} server printed:\n{results[k]['server_log']}")
+    return "\n\n".join(parts)
+
+
+async def main() -> None:
+    p = base_parser(__doc__.split("\n")[0])
+    p.add_argument("--duration", type=float, default=4.0, help="seconds per matrix phase")
+    p.add_argument("--step-duration", type=float, default=3.0, help="seconds per ramp step")
+    p.add_argument("--no-ramp", action="store_true")
+    args = parse_args(p)
+    results = {}
+    for kind in servers_of(args.server):
+        print(f"fan-out on {kind} ...", flush=True)
+        results[kind] = await bench_server(
+            kind, args.duration, args.step_duration, not args.no_ramp, args.wait_quiet
+        )
+    print()
+    print(report(results))
+    from common import Results
+
+    Results("fanout", {"results": results}).save(args.json)
+
+
+if __name__ == "__main__":
+    run(main())

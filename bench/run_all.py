@@ -1,0 +1,190 @@
+"""Run every benchmark against both servers and print a summary against the targets.
+
+    python bench/run_all.py [--server ours|reference|both] [--only fanout,rooms,join,idle,herd]
+
+Each benchmark runs as its own process (its full tables are printed as it
+goes); the summary at the end puts the headline figures side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ORDER = ("fanout", "rooms", "join", "idle", "herd")
+
+
+def fig(v: float | None, unit: str = "", digits: int = 1) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.{digits}f}{unit}"
+
+
+def summary(data: dict[str, dict], kinds: list[str]) -> list[list[str]]:
+    rows: list[list[str]] = []
+
+    def add(name: str, target: str, values: dict[str, str], ok: bool | None) -> None:
+        rows.append(
+            [
+                name,
+                *(values.get(k, "-") for k in kinds),
+                target,
+                "-" if ok is None else ("yes" if ok else "NO"),
+            ]
+        )
+
+    def cmp(values: dict[str, float | None], better: str, slack: float = 0.0) -> bool | None:
+        o, r = values.get("ours"), values.get("reference")
+        if o is None or r is None or "reference" not in kinds or "ours" not in kinds:
+            return None
+        return o <= r * (1 + slack) if better == "lower" else o >= r * (1 - slack)
+
+    fan = data.get("fanout")
+    if fan:
+        res = fan["results"]
+        for subs, rate in ((200, 100), (50, 500), (200, 500)):
+            p99 = {}
+            for k, r in res.items():
+                m = next((x for x in r["matrix"] if x["subs"] == subs and x["rate"] == rate), None)
+                p99[k] = m["p99_ms"] if m and m["delivered"] == m["expected"] else None
+            add(
+                f"(a) p99, {subs} subs x {rate} edits/s",
+                "<= reference",
+                {k: fig(v, " ms") for k, v in p99.items()},
+                cmp(p99, "lower", 0.10),
+            )
+        mx = {k: r["max_rate"] for k, r in res.items()}
+        add(
+            "(a) max edits/s to 50 subs, p99 < 100 ms",
+            ">= reference",
+            {k: f"{v or 0}/s" for k, v in mx.items()},
+            cmp({k: v or 0 for k, v in mx.items()}, "higher"),
+        )
+    rooms = data.get("rooms")
+    if rooms:
+        res = rooms["results"]
+        p99 = {k: r["p99_ms"] for k, r in res.items()}
+        add(
+            "(b) 500 rooms x 4: p99",
+            "<= reference",
+            {k: fig(v, " ms") for k, v in p99.items()},
+            cmp(p99, "lower", 0.10),
+        )
+        rss = {k: r["rss_mib"] for k, r in res.items()}
+        add(
+            "(b) 500 rooms x 4: server RSS",
+            "<= reference",
+            {k: fig(v, " MiB", 0) for k, v in rss.items()},
+            cmp(rss, "lower", 0.05),
+        )
+        cpu = {k: r["server_cpu_pct"] for k, r in res.items()}
+        add(
+            "(b) 500 rooms x 4: server CPU",
+            "<= reference",
+            {k: fig(v, "%", 0) for k, v in cpu.items()},
+            cmp(cpu, "lower", 0.10),
+        )
+    join = data.get("join")
+    if join:
+        res = join["results"]
+        p50 = {k: r["p50_ms"] for k, r in res.items()}
+        add(
+            "(c) join 20k-edit doc: p50",
+            "<= reference",
+            {k: fig(v, " ms") for k, v in p50.items()},
+            cmp(p50, "lower", 0.10),
+        )
+    idle = data.get("idle")
+    if idle:
+        res = idle["results"]
+        per = {k: r["kib_per_conn"] for k, r in res.items()}
+        add(
+            "(d) RSS per idle connection",
+            "ours < 12 KB",
+            {k: fig(v, " KiB") for k, v in per.items()},
+            per["ours"] * 1.024 < 12 if "ours" in per else None,
+        )
+    herd = data.get("herd")
+    if herd:
+        res = herd["results"]
+        worst = {k: min(x["synced"] for x in v) for k, v in res.items()}
+        n = {k: v[0]["clients"] for k, v in res.items()}
+        add(
+            "(e) burst of 100 joins: synced in 10 s (worst round)",
+            "100/100",
+            {k: f"{worst[k]}/{n[k]}" for k in worst},
+            worst["ours"] == n["ours"] if "ours" in worst else None,
+        )
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--server", choices=("ours", "reference", "both"), default="both")
+    p.add_argument(
+        "--only", default=",".join(ORDER), help="comma-separated subset of " + ", ".join(ORDER)
+    )
+    p.add_argument("--wait-quiet", type=float, default=30.0)
+    p.add_argument("--ours-args", default="", help="extra flags for our server")
+    args = p.parse_args()
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = set(names) - set(ORDER)
+    if unknown:
+        p.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    kinds = ["ours", "reference"] if args.server == "both" else [args.server]
+    data: dict[str, dict] = {}
+    failed: list[str] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        for name in names:
+            out = Path(tmp) / f"{name}.json"
+            cmd = [
+                sys.executable,
+                str(BENCH / f"{name}.py"),
+                "--server",
+                args.server,
+                "--json",
+                str(out),
+                "--wait-quiet",
+                str(args.wait_quiet),
+                f"--ours-args={args.ours_args}",
+            ]
+            print(
+                f"\n=== {' '.join(['python', f'bench/{name}.py', '--server', args.server])}",
+                flush=True,
+            )
+            t0 = time.monotonic()
+            try:
+                rc = subprocess.run(cmd, timeout=300).returncode
+            except subprocess.TimeoutExpired:
+                rc = -1
+            print(f"=== {name}: {time.monotonic() - t0:.0f} s, exit {rc}", flush=True)
+            if rc == 0 and out.exists():
+                data[name] = json.loads(out.read_text())
+            else:
+                failed.append(name)
+    from common import table
+
+    rows = summary(data, kinds)
+    print()
+    print(
+        table(
+            ["figure", *kinds, "target", "met"],
+            rows,
+            f"summary ({time.monotonic() - started:.0f} s in all)",
+        )
+    )
+    if failed:
+        print(f"\nfailed or timed out: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
