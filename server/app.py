@@ -11,9 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rooms import CloseCode, RoomLoader, RoomRegistry
 
-from . import api, ws
+from . import api, heartbeat, ws
 from .config import Settings
-from .keys import REGISTRY, SETTINGS
+from .frontdoor import FrontDoor
+from .keys import REGISTRY, SETTINGS, SOCKETS
+from .roomsocket import RoomSockets
 
 log = logging.getLogger("opencode_live.server")
 
@@ -38,6 +40,12 @@ def create_app(settings: Settings, *, loader: RoomLoader | None = None) -> web.A
     app[SETTINGS] = settings
     registry = RoomRegistry(settings.room_limits(), loader=loader)
     app[REGISTRY] = registry
+    sockets = RoomSockets(
+        registry,
+        max_message_bytes=settings.max_message_bytes,
+        send_queue_bytes=settings.send_queue_bytes,
+    )
+    app[SOCKETS] = sockets
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
@@ -48,11 +56,19 @@ def create_app(settings: Settings, *, loader: RoomLoader | None = None) -> web.A
     app.router.add_put("/api/rooms/{room_id}/files/{path:.+}", api.put_file)
     app.router.add_delete("/api/rooms/{room_id}/files/{path:.+}", api.delete_file)
 
+    tasks: list[asyncio.Task[None]] = []
+
     async def start(app: web.Application) -> None:
         await registry.start()
+        if settings.heartbeat_seconds > 0:
+            tasks.append(asyncio.create_task(heartbeat.run(registry, settings.heartbeat_seconds)))
 
     async def shutdown(app: web.Application) -> None:
+        for task in tasks:
+            task.cancel()
         await _flush(registry, settings.shutdown_timeout_seconds)
+        sockets.close_all(CloseCode.GOING_AWAY, "server shutting down")
+        await sockets.wait_closed(settings.shutdown_timeout_seconds / 2)
         await registry.close(CloseCode.GOING_AWAY, "server shutting down")
 
     app.on_startup.append(start)
@@ -74,3 +90,15 @@ async def _flush(registry: RoomRegistry, timeout: float) -> None:
             return
         await asyncio.sleep(0.01)
     log.warning("shutdown flush timed out; closing with data still queued")
+
+
+async def start_site(runner: web.AppRunner, host: str, port: int) -> asyncio.Server:
+    """Listen with the front door: room sockets to RoomSocket, the rest to aiohttp."""
+    app = runner.app
+    sockets = app[SOCKETS]
+    http = runner.server
+    assert http is not None, "runner.setup() first"
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: FrontDoor(http, sockets), host, port, reuse_address=True
+    )

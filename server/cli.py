@@ -11,7 +11,7 @@ import sys
 import uvloop
 from aiohttp import web
 
-from .app import create_app
+from .app import create_app, start_site
 from .config import Settings, add_arguments, load_settings
 from .logs import setup_logging
 
@@ -25,14 +25,12 @@ async def serve(settings: Settings) -> None:
         app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_seconds
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-    await site.start()
+    listener = await start_site(runner, settings.host, settings.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sockets = site._server.sockets if site._server is not None else ()  # type: ignore[union-attr]
-    port = sockets[0].getsockname()[1] if sockets else settings.port
+    port = listener.sockets[0].getsockname()[1]
     log.info(
         "listening",
         extra={"host": settings.host, "port": port, "url": f"http://{settings.host}:{port}/"},
@@ -41,6 +39,7 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
+        listener.close()
         await runner.cleanup()
         log.info("stopped")
 

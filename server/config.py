@@ -60,7 +60,7 @@ class Settings:
     heartbeat_seconds: float = _setting(
         30.0,
         "OPENCODE_LIVE_HEARTBEAT_SECONDS",
-        "WebSocket ping interval; a client that does not answer is closed",
+        "WebSocket ping interval (0: no pings); a client silent for two intervals is dropped",
     )
     shutdown_timeout_seconds: float = _setting(
         10.0,
@@ -81,6 +81,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
+        if self.heartbeat_seconds < 0:
+            raise ValueError("heartbeat seconds must be 0 (off) or more")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range")
         self.room_limits()  # checks the limits against each other

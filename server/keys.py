@@ -7,6 +7,8 @@ from aiohttp import web
 from rooms import RoomRegistry
 
 from .config import Settings
+from .roomsocket import RoomSockets
 
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", RoomRegistry)
+SOCKETS = web.AppKey("sockets", RoomSockets)

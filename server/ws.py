@@ -1,27 +1,17 @@
-"""The WebSocket endpoint ``/rooms/<room-id>``: plain y-websocket, plus the room extension.
-
-The room id is checked before the upgrade (HTTP 400 with a reason), the socket
-is prepared without compression (so one pre-built frame fits every peer), and
-each binary frame goes to the room. Everything the room decides about a frame
-(echo, fan-out, close codes) lives in ``rooms``.
-"""
+"""The room URL as aiohttp sees it: the room id rule and the answers to non-sockets."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
-from collections.abc import Coroutine
+from typing import TYPE_CHECKING
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from rooms import CloseCode, Connection, JoinRefused, Room, RoomRegistry, metrics
-
-from .config import Settings
 from .errors import json_error
-from .keys import REGISTRY, SETTINGS
 
-log = logging.getLogger("opencode_live.server")
+if TYPE_CHECKING:
+    from .roomsocket import RoomSocket
 
 #: Letters, digits, "-", "_" and "." up to 128 characters; "." and ".." alone are refused.
 ROOM_ID = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,128}\Z")
@@ -34,121 +24,53 @@ def check_room_id(room_id: str) -> None:
 
 
 async def room_socket(request: web.Request) -> web.StreamResponse:
-    room_id = request.match_info["room_id"]
-    check_room_id(room_id)
-    settings: Settings = request.app[SETTINGS]
-    registry: RoomRegistry = request.app[REGISTRY]
-    ws = web.WebSocketResponse(
-        max_msg_size=settings.max_message_bytes,
-        compress=False,
-        heartbeat=settings.heartbeat_seconds,
-    )
-    if not ws.can_prepare(request).ok:
+    """A room URL that reached aiohttp: an upgrade on a kept-alive connection, or an error.
+
+    A room socket opened as the first request of its connection is taken by
+    the front door before aiohttp parses it. A client that reuses a kept-alive
+    HTTP connection for the upgrade (aiohttp's client does) lands here: the
+    handshake is answered the same way and aiohttp's payload-parser slot
+    feeds the same RoomSocket, so the room sees no difference.
+    """
+    from .keys import SOCKETS
+    from .roomsocket import RoomSocket
+    from .upgrade import accept_room, request_from
+
+    check_room_id(request.match_info["room_id"])
+    accepted = accept_room(request_from(request.path_qs, list(request.headers.items())))
+    transport = request.transport
+    if accepted is None or transport is None:
         raise json_error(
             web.HTTPBadRequest,
             "this endpoint speaks the y-websocket protocol: open it as a WebSocket",
         )
-    await ws.prepare(request)
-    transport = request.transport
-    if transport is None:  # the client went away during the handshake
-        return ws
-    closer = _Closer(ws)
-    conn = Connection(
-        transport,
-        closer,
-        send_queue_bytes=settings.send_queue_bytes,
-        extension=request.query.get("ext") == "1",
-    )
-    metrics.CONNECTIONS.inc()
-    try:
-        try:
-            room = await registry.join(room_id, conn)
-        except JoinRefused as refused:
-            metrics.CLOSES.labels(code=str(refused.code)).inc()
-            log.info(
-                "join refused",
-                extra={"room": room_id, "code": refused.code, "reason": refused.reason},
-            )
-            await ws.close(code=refused.code, message=refused.reason.encode())
-            return ws
-        log.info(
-            "connection opened", extra={"room": room_id, "conn": conn.id, "peer": request.remote}
-        )
-        try:
-            await _read(ws, conn, room, closer)
-        finally:
-            registry.leave(room, conn)
-            await closer.finish()
-            log.info(
-                "connection closed", extra={"room": room_id, "conn": conn.id, "code": ws.close_code}
-            )
-    finally:
-        metrics.CONNECTIONS.dec()
-    return ws
+    room_id, extension, response = accepted
+    done = asyncio.get_running_loop().create_future()
+    sock = RoomSocket(request.app[SOCKETS], transport, room_id, extension=extension)
+    transport.write(response)
+    request.protocol.keep_alive(False)
+    # Bytes after the request head (aiohttp keeps them as the upgrade tail) go
+    # to the socket as soon as the slot is taken: nothing is lost in between.
+    request.protocol.set_parser(_Feed(sock, done))  # type: ignore[arg-type]
+    sock.start()
+    await done
+    return web.Response(status=101)  # never written: the connection is gone
 
 
-class _Closer:
-    """Closes the socket for the room without racing the handler's own reads.
+class _Feed:
+    """aiohttp's payload-parser slot, feeding a RoomSocket."""
 
-    aiohttp allows one reader. While the handler is handling a frame (not
-    waiting in ``receive``), a close requested then is left for the handler to
-    do once the frame is handled; at any other time the handler is parked in
-    ``receive`` and ``ws.close`` from a task is the supported way.
-    """
+    __slots__ = ("done", "sock")
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-        self.in_handler = True
-        self.pending: tuple[int, str] | None = None
-        self.task: asyncio.Task[bool] | None = None
+    def __init__(self, sock: RoomSocket, done: asyncio.Future[None]) -> None:
+        self.sock = sock
+        self.done = done
 
-    def __call__(self, code: int, reason: str) -> None:
-        if self.in_handler:
-            self.pending = (code, reason)
-        elif self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._close(code, reason))
+    def feed_data(self, data: bytes | bytearray | memoryview) -> tuple[bool, bytes]:
+        self.sock.data_received(bytes(data))
+        return False, b""
 
-    def _close(self, code: int, reason: str) -> Coroutine[object, object, bool]:
-        return self.ws.close(code=code, message=reason.encode("utf-8"))
-
-    async def close_pending(self) -> bool:
-        """Do a close asked for while handling a frame; True when the socket is done."""
-        if self.pending is None:
-            return False
-        code, reason = self.pending
-        self.pending = None
-        await self._close(code, reason)
-        return True
-
-    async def finish(self) -> None:
-        if self.task is not None:
-            await asyncio.shield(self.task)
-
-
-async def _read(ws: web.WebSocketResponse, conn: Connection, room: Room, closer: _Closer) -> None:
-    while True:
-        if await closer.close_pending():
-            return
-        closer.in_handler = False
-        msg = await ws.receive()
-        closer.in_handler = True
-        if msg.type is WSMsgType.BINARY:
-            if conn.closing:
-                continue  # closing: what it still sends is not applied
-            metrics.BYTES_IN.inc(len(msg.data))
-            room.receive(conn, msg.data)
-        elif msg.type is WSMsgType.TEXT:
-            metrics.ERRORS.labels(kind="text_frame").inc()
-            conn.close(
-                CloseCode.UNSUPPORTED_DATA, "text frames are not part of the y-websocket protocol"
-            )
-        elif msg.type is WSMsgType.ERROR:
-            # aiohttp has closed the socket already (1009 for an oversize frame).
-            metrics.ERRORS.labels(kind="frame_error").inc()
-            log.info(
-                "websocket error",
-                extra={"room": room.id, "conn": conn.id, "error": str(ws.exception())},
-            )
-            return
-        elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            return
+    def feed_eof(self) -> None:
+        self.sock.connection_lost(None)
+        if not self.done.done():
+            self.done.set_result(None)

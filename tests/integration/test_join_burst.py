@@ -1,6 +1,6 @@
 """Many clients joining a room that is still loading: all are synced, none waits forever.
 
-The server runs in this process (aiohttp's TestServer on a real loopback
+The server runs in this process (behind the real front door on a loopback
 socket) so that the test can give it a room loader that takes its time, as the
 Postgres loader will.
 """
@@ -8,16 +8,32 @@ Postgres loader will.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp.test_utils import TestServer
+from aiohttp import web
 from pycrdt import Doc, Map, Text
 
 from rooms import CloseCode
 from server import Settings, create_app
+from server.app import start_site
 from tests.pyclient import YClient
 
 JOINERS = 100
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[int]:
+    """The app behind the real front door on a free loopback port, in this process."""
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    listener = await start_site(runner, "127.0.0.1", 0)
+    try:
+        yield listener.sockets[0].getsockname()[1]
+    finally:
+        listener.close()
+        await runner.cleanup()
 
 
 def stored_room() -> list[bytes]:
@@ -49,8 +65,8 @@ async def test_burst_of_joiners_while_room_loads_all_get_synced():
         return updates
 
     app = create_app(Settings(unload_grace_seconds=0.2), loader=slow_loader)
-    async with TestServer(app, host="127.0.0.1") as srv, aiohttp.ClientSession() as session:
-        url = f"ws://127.0.0.1:{srv.port}/rooms/burst"
+    async with serving(app) as port, aiohttp.ClientSession() as session:
+        url = f"ws://127.0.0.1:{port}/rooms/burst"
         clients = [YClient(session, url) for _ in range(JOINERS)]
         await asyncio.gather(*(c.connect() for c in clients))
         await asyncio.wait_for(load_started.wait(), 5)
@@ -80,8 +96,8 @@ async def test_failed_load_tells_every_waiting_joiner_and_next_join_retries():
         return []
 
     app = create_app(Settings(), loader=flaky_loader)
-    async with TestServer(app, host="127.0.0.1") as srv, aiohttp.ClientSession() as session:
-        url = f"ws://127.0.0.1:{srv.port}/rooms/flaky"
+    async with serving(app) as port, aiohttp.ClientSession() as session:
+        url = f"ws://127.0.0.1:{port}/rooms/flaky"
         clients = [YClient(session, url) for _ in range(10)]
         await asyncio.gather(*(c.connect() for c in clients))
         release.set()

@@ -509,3 +509,86 @@ def test_console_script_and_procfile():
         timeout=30,
     )
     assert bad.returncode == 2 and "log level must be one of" in bad.stderr
+
+
+async def test_heartbeat_pings_everyone_and_drops_the_silent(server_factory, session):
+    server = server_factory("--heartbeat-seconds", "0.3")
+    alive = await connected(session, server, "beat")  # aiohttp answers pings by itself
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /rooms/beat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await writer.drain()
+    # never answers: reads whatever comes until the server drops it
+    data = b""
+    while True:
+        part = await asyncio.wait_for(reader.read(65536), 5)
+        if not part:
+            break
+        data += part
+    assert b"\x89\x00" in data  # it was pinged before being dropped
+    await asyncio.sleep(0.7)  # two more intervals: the answering client is kept
+    assert not alive.closed.is_set()
+    async with session.get(f"{server.http}/metrics") as resp:
+        assert 'opencode_live_errors_total{kind="heartbeat_timeout"} 1.0' in await resp.text()
+    writer.close()
+    await alive.close()
+
+
+def _masked(payload: bytes) -> bytes:
+    """A client's binary frame (clients must mask), for raw-socket tests."""
+    mask = b"\x01\x02\x03\x04"
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert len(payload) < 126
+    return bytes((0x82, 0x80 | len(payload))) + mask + body
+
+
+async def _upgrade(reader, writer, room: str) -> None:
+    writer.write(
+        f"GET /rooms/{room} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101")
+    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # RFC 6455's example accept key
+
+
+async def _read_frame(reader) -> bytes:
+    first, length = await asyncio.wait_for(reader.readexactly(2), 5)
+    assert first == 0x82 and length < 126
+    return await reader.readexactly(length)
+
+
+@pytest.mark.parametrize("kept_alive", [False, True], ids=["fresh-connection", "kept-alive"])
+async def test_room_socket_on_fresh_and_kept_alive_connections(server, session, kept_alive):
+    """The front door takes a fresh connection; aiohttp hands over a reused one."""
+    peer = await connected(session, server, "paths")
+    peer.edit(lambda f: f.__setitem__("p.py", Text("ok")))
+    await eventually(lambda: len(peer.received) >= 2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    if kept_alive:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+    await _upgrade(reader, writer, "paths")
+    # the server's sync step 1, then our step 1 (empty state vector) answered with the document
+    assert parse_frame(await _read_frame(reader))[0].kind is MessageKind.SYNC_STEP1
+    writer.write(_masked(b"\x00\x00\x01\x00"))
+    await writer.drain()
+    step2 = parse_frame(await _read_frame(reader))[0]
+    assert step2.kind is MessageKind.SYNC_STEP2
+    from pycrdt import Doc, Map
+
+    doc = Doc()
+    doc.apply_update(step2.payload)
+    assert str(doc.get("files", type=Map)["p.py"]) == "ok"
+    writer.write(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # close 1000, mask of zeros
+    await writer.drain()
+    closing = await asyncio.wait_for(reader.read(64), 5)
+    assert closing[:1] == b"\x88"
+    writer.close()
+    await peer.close()
