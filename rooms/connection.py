@@ -34,6 +34,7 @@ class Connection:
         "controlled",
         "extension",
         "id",
+        "last_seen",
         "name",
         "send_queue_bytes",
         "transport",
@@ -57,6 +58,8 @@ class Connection:
         #: Awareness client ids this connection announced; removed when it leaves.
         self.controlled: set[int] = set()
         self.closing = False
+        #: When a frame (pongs included) last arrived: the server's heartbeat reads it.
+        self.last_seen = time.monotonic()
 
     def __repr__(self) -> str:
         return f"<Connection {self.id}{' closing' if self.closing else ''}>"
