@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from .ws import ROOM_ID
-
 ROOMS_PREFIX = "/rooms/"
+#: Letters, digits, "-", "_" and "." up to 128 characters; "." and ".." alone are refused.
+ROOM_ID = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,128}\Z")
+ROOM_ID_RULE = 'letters, digits, "-", "_" and "." (1 to 128 characters, not "." or "..")'
 
 
 def parse_head(head: bytes) -> Request | None:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .errors import json_error
-
-if TYPE_CHECKING:
-    from .roomsocket import RoomSocket
-
-#: Letters, digits, "-", "_" and "." up to 128 characters; "." and ".." alone are refused.
-ROOM_ID = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,128}\Z")
-ROOM_ID_RULE = 'letters, digits, "-", "_" and "." (1 to 128 characters, not "." or "..")'
+from .keys import SOCKETS
+from .roomsocket import RoomSocket
+from .upgrade import ROOM_ID, ROOM_ID_RULE, accept_room, request_from
 
 
 def check_room_id(room_id: str) -> None:
@@ -32,10 +26,6 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     handshake is answered the same way and aiohttp's payload-parser slot
     feeds the same RoomSocket, so the room sees no difference.
     """
-    from .keys import SOCKETS
-    from .roomsocket import RoomSocket
-    from .upgrade import accept_room, request_from
-
     check_room_id(request.match_info["room_id"])
     accepted = accept_room(request_from(request.path_qs, list(request.headers.items())))
     transport = request.transport
