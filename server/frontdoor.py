@@ -19,21 +19,25 @@ from .upgrade import accept_room, parse_head
 
 #: Longest request head read before deciding; beyond it aiohttp takes over.
 MAX_HEAD_BYTES = 16 * 1024
+#: Seconds a connection may take to send its first request head.
+HEAD_TIMEOUT = 30.0
 _ROOMS_PREFIX = b"GET /rooms/"
 
 
 class FrontDoor(asyncio.Protocol):
-    __slots__ = ("_buffer", "_http_factory", "_sockets", "_transport")
+    __slots__ = ("_buffer", "_http_factory", "_sockets", "_timer", "_transport")
 
     def __init__(self, http_factory: Callable[[], asyncio.Protocol], sockets: RoomSockets) -> None:
         self._http_factory = http_factory
         self._sockets = sockets
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, but are one.
         self._transport = cast(asyncio.Transport, transport)
+        self._timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, transport.close)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -54,6 +58,7 @@ class FrontDoor(asyncio.Protocol):
         room_id, extension, response = room
         transport = self._transport
         assert transport is not None
+        self._done()
         transport.write(response)
         sock = RoomSocket(self._sockets, transport, room_id, extension=extension)
         transport.set_protocol(sock)
@@ -66,13 +71,20 @@ class FrontDoor(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._done()
         self._transport = None
+
+    def _done(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _to_http(self) -> None:
         """Give the connection, and what it sent so far, to aiohttp."""
         transport = self._transport
         if transport is None:
             return
+        self._done()
         handler = self._http_factory()
         transport.set_protocol(handler)
         handler.connection_made(transport)
