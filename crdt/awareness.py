@@ -116,6 +116,7 @@ class AwarenessTable:
             if current is not None and current.state != _NULL:
                 # Same clock with a null state: y-protocols peers remove it.
                 current.state = _NULL
+                current.last_updated = self._clock()
                 gone.append((client_id, current.clock, _NULL))
         return encode_awareness_update(gone) if gone else None
 
@@ -126,9 +127,18 @@ class AwarenessTable:
             cid for cid, c in self._clients.items() if c.state != _NULL and c.last_updated < limit
         ]
 
-    def forget_removed(self) -> None:
-        """Drop tombstones; called when the room is unloaded or the table grows."""
-        self._clients = {cid: c for cid, c in self._clients.items() if c.state != _NULL}
+    def forget_removed(self, older_than: float) -> None:
+        """Drop tombstones of clients gone for ``older_than`` seconds.
+
+        A removed client's clock is kept for a while so that a late message of
+        it (an older clock) cannot bring it back; after that it only costs memory.
+        """
+        limit = self._clock() - older_than
+        self._clients = {
+            cid: c
+            for cid, c in self._clients.items()
+            if c.state != _NULL or c.last_updated >= limit
+        }
 
     def encode_all(self) -> bytes | None:
         """Every known state, for a client that just joined or asked for them."""

@@ -193,7 +193,9 @@ class Room:
 
     def expire_awareness(self) -> None:
         """Drop states not renewed in time, as y-protocols' Awareness does."""
-        outdated = self.awareness.outdated(self.limits.awareness_timeout_seconds)
+        timeout = self.limits.awareness_timeout_seconds
+        self.awareness.forget_removed(older_than=2 * timeout)
+        outdated = self.awareness.outdated(timeout)
         if outdated:
             removal = self.awareness.remove(outdated)
             for conn in self.connections:

@@ -75,3 +75,16 @@ def test_outdated_uses_the_clock():
 def test_bad_awareness_updates_raise(update):
     with pytest.raises(ProtocolError):
         decode_awareness_update(update)
+
+
+def test_tombstones_block_stale_messages_then_are_forgotten():
+    now = [0.0]
+    table = AwarenessTable(clock=lambda: now[0])
+    table.apply([(1, 5, '{"a":1}')])
+    table.remove({1})
+    now[0] = 10.0
+    table.forget_removed(older_than=60)
+    assert not table.apply([(1, 4, '{"a":0}')])  # older clock of a departed client: ignored
+    now[0] = 100.0
+    table.forget_removed(older_than=60)
+    assert table.apply([(1, 1, '{"a":2}')]).added == [1]  # forgotten: a new session may start over
