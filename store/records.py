@@ -1,0 +1,49 @@
+"""Plain values the store hands back: no asyncpg types leak past the package."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    """A stored room: its latest snapshot and the log tail after it.
+
+    Applying ``snapshot`` and then every update of ``updates`` in order gives
+    the room's document as of ``last_seq``.
+    """
+
+    snapshot: bytes | None
+    snapshot_seq: int
+    updates: list[tuple[int, bytes]] = field(default_factory=list)
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest update this record covers."""
+        return self.updates[-1][0] if self.updates else self.snapshot_seq
+
+    def as_updates(self) -> list[bytes]:
+        """The Yjs updates to apply, in order: snapshot first, then the tail."""
+        head = [self.snapshot] if self.snapshot is not None else []
+        return head + [update for _, update in self.updates]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """A named version without its state: what a listing needs."""
+
+    id: int
+    room_id: str
+    name: str
+    upto_seq: int
+    created_at: datetime
+    created_by: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Version(VersionInfo):
+    """A named version with its state (a Yjs update that rebuilds the document)."""
+
+    state: bytes

@@ -1,0 +1,104 @@
+"""Every query the store runs, in one place, with why it is shaped the way it is."""
+
+from __future__ import annotations
+
+#: Group commit in one statement (one round trip, atomic without BEGIN/COMMIT).
+#: ``input`` numbers the batch entries; ``bumped`` creates missing rooms and
+#: moves each room's last_seq forward by its count under the row lock, taking
+#: the locks in room-id order so that two batches never deadlock; each entry's
+#: seq is then last_seq - count + its rank within the room. The row lock is
+#: held until commit, so sequences are gap-free and follow commit order, also
+#: with several processes appending to the same room.
+APPEND_UPDATES = """
+WITH input AS (
+    SELECT t.room_id, t.data, t.author, t.ord
+    FROM unnest($1::text[], $2::bytea[], $3::uuid[])
+         WITH ORDINALITY AS t(room_id, data, author, ord)
+), counts AS (
+    SELECT room_id, count(*) AS n FROM input GROUP BY room_id
+), bumped AS (
+    INSERT INTO rooms AS r (id, last_seq)
+    SELECT room_id, n FROM counts ORDER BY room_id
+    ON CONFLICT (id) DO UPDATE SET last_seq = r.last_seq + EXCLUDED.last_seq
+    RETURNING r.id, r.last_seq
+), numbered AS (
+    SELECT i.ord, i.room_id, i.data, i.author,
+           b.last_seq - c.n + row_number() OVER (PARTITION BY i.room_id ORDER BY i.ord) AS seq
+    FROM input i
+    JOIN bumped b ON b.id = i.room_id
+    JOIN counts c ON c.room_id = i.room_id
+), stored AS (
+    INSERT INTO room_updates (room_id, seq, update, author)
+    SELECT room_id, seq, data, author FROM numbered
+)
+SELECT seq FROM numbered ORDER BY ord
+"""
+
+#: Latest snapshot and the tail after it in ONE statement, so both come from
+#: the same MVCC snapshot even while a compaction commits in between.
+LOAD_ROOM = """
+WITH snap AS (
+    SELECT upto_seq, state FROM room_snapshots
+    WHERE room_id = $1 ORDER BY upto_seq DESC LIMIT 1
+)
+SELECT true AS is_snapshot, upto_seq AS seq, state AS data FROM snap
+UNION ALL
+SELECT false, seq, update FROM room_updates
+WHERE room_id = $1 AND seq > coalesce((SELECT upto_seq FROM snap), 0)
+ORDER BY is_snapshot DESC, seq
+"""
+
+LOG_SIZE = """
+SELECT count(*) AS rows, coalesce(sum(octet_length(update)), 0)::bigint AS bytes
+FROM room_updates
+WHERE room_id = $1
+  AND seq > coalesce((SELECT max(upto_seq) FROM room_snapshots WHERE room_id = $1), 0)
+"""
+
+#: Lock space (first key of the two-int advisory lock) for per-room compaction,
+#: so that compactions of one room take turns while appends go on unhindered.
+COMPACT_LOCK_CLASS = 0x6F636C63  # "oclc"
+
+COMPACT_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+
+ROOM_LAST_SEQ = "SELECT last_seq FROM rooms WHERE id = $1"
+
+#: Stores the snapshot only if it is newer than the latest one (else a no-op),
+#: then drops what it covers: log rows up to upto_seq and older snapshots.
+#: Rows appended meanwhile have seq > upto_seq and are untouched.
+COMPACT = """
+WITH latest AS (
+    SELECT coalesce(max(upto_seq), 0) AS upto_seq FROM room_snapshots WHERE room_id = $1
+), snap AS (
+    INSERT INTO room_snapshots (room_id, upto_seq, state)
+    SELECT $1, $2, $3 FROM latest WHERE $2 > latest.upto_seq
+    RETURNING upto_seq
+), dropped_log AS (
+    DELETE FROM room_updates WHERE room_id = $1 AND seq <= (SELECT upto_seq FROM snap)
+), dropped_snapshots AS (
+    DELETE FROM room_snapshots WHERE room_id = $1 AND upto_seq < (SELECT upto_seq FROM snap)
+)
+SELECT count(*) FROM snap
+"""
+
+_VERSION_INFO_COLUMNS = "id, room_id, name, upto_seq, created_at, created_by"
+
+#: Saving a version of a room nobody has typed in yet creates the room row.
+CREATE_VERSION = f"""
+WITH room AS (
+    INSERT INTO rooms (id) VALUES ($1) ON CONFLICT (id) DO NOTHING
+)
+INSERT INTO room_versions (room_id, name, upto_seq, state, created_by)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING {_VERSION_INFO_COLUMNS}, state
+"""
+
+LIST_VERSIONS = f"""
+SELECT {_VERSION_INFO_COLUMNS} FROM room_versions WHERE room_id = $1 ORDER BY id DESC
+"""
+
+GET_VERSION = f"""
+SELECT {_VERSION_INFO_COLUMNS}, state FROM room_versions WHERE room_id = $1 AND id = $2
+"""
+
+ROOM_EXISTS = "SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1)"

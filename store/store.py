@@ -1,0 +1,242 @@
+"""The Store: an asyncpg pool and the room queries, behind plain Python values."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+
+import asyncpg
+
+from . import sql
+from .errors import RoomNotFound, StoreUnavailable
+from .migrate import Migration, apply_migrations, load_migrations
+from .records import RoomRecord, Version, VersionInfo
+
+log = logging.getLogger("opencode_live.store")
+
+#: What "the database is not there" looks like from asyncpg: refused or broken
+#: sockets, timeouts, a server shutting down or starting up, a closed pool, a
+#: server that cannot take more connections or writes (full disk, read-only
+#: standby after a failover).
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.ReadOnlySQLTransactionError,
+    # What asyncpg raises on the next use of a connection whose backend was
+    # terminated under it (MagicStack/asyncpg#1069): an outage, not our bug.
+    asyncpg.InternalClientError,
+)
+
+MAX_VERSION_NAME = 200
+
+
+@contextlib.contextmanager
+def _unavailable_on_outage(what: str) -> Iterator[None]:
+    """Turn every flavour of outage into StoreUnavailable, naming the operation."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise StoreUnavailable(f"{what}: database unavailable ({reason})") from exc
+
+
+class Store:
+    """Durable rooms in Postgres. Create with :meth:`open`, finish with :meth:`close`.
+
+    Every method is safe to call from many tasks at once and from several
+    processes sharing the database. Outages raise :class:`StoreUnavailable`.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        """Use :meth:`open`; this only wraps a pool that is ready and migrated."""
+        self._pool = pool
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+        command_timeout: float | None = 30.0,
+        migrate: bool = True,
+        migrations: Sequence[Migration] | None = None,
+    ) -> Store:
+        """Apply pending migrations (unless ``migrate`` is false), then open the pool.
+
+        Migrations run on a connection of their own, without a command timeout,
+        because a second process may legitimately wait for the first one's.
+        """
+        with _unavailable_on_outage("opening the store"):
+            if migrate:
+                conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+                try:
+                    await apply_migrations(
+                        conn, migrations if migrations is not None else load_migrations()
+                    )
+                finally:
+                    await conn.close()
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+                server_settings={"application_name": "opencode-live"},
+            )
+        return cls(pool)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Close the pool, letting running queries finish for up to ``timeout`` seconds."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout)
+        except TimeoutError:
+            log.warning("store close timed out; terminating connections")
+            self._pool.terminate()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, what: str) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; an outage becomes StoreUnavailable and drops the connection.
+
+        Dropping (terminate) matters: a connection that failed mid-protocol can
+        be left in a state where every later query on it fails, and the pool
+        would otherwise hand it out again. A terminated one is replaced.
+        """
+        if self._closed:
+            raise StoreUnavailable(f"{what}: the store is closed")
+        with _unavailable_on_outage(what):
+            async with self._pool.acquire() as conn:
+                try:
+                    yield conn
+                except _UNAVAILABLE:
+                    conn.terminate()
+                    raise
+
+    async def ping(self, timeout: float = 5.0) -> None:
+        """Raise StoreUnavailable unless the database answers within ``timeout`` (for /readyz)."""
+        async with self._connection("ping") as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout)
+
+    async def append_updates(
+        self,
+        batch: Sequence[tuple[str, bytes]],
+        *,
+        authors: Sequence[uuid.UUID | None] | None = None,
+    ) -> list[int]:
+        """Commit many updates of many rooms at once; return each one's sequence number.
+
+        This is the group-commit primitive: one statement, one round trip, one
+        transaction for the whole batch, whatever the number of rooms. Missing
+        rooms are created. The returned list is in batch order; within a room,
+        entries get consecutive numbers in batch order. ``authors``, when given,
+        is parallel to ``batch``.
+        """
+        if not batch:
+            return []
+        if authors is not None and len(authors) != len(batch):
+            raise ValueError(f"{len(authors)} authors for {len(batch)} updates")
+        room_ids = [room_id for room_id, _ in batch]
+        updates = [update for _, update in batch]
+        async with self._connection("append") as conn:
+            rows = await conn.fetch(
+                sql.APPEND_UPDATES,
+                room_ids,
+                updates,
+                list(authors) if authors is not None else [None] * len(batch),
+            )
+        return [row["seq"] for row in rows]
+
+    async def load_room(self, room_id: str) -> RoomRecord:
+        """The room's latest snapshot and the log after it (empty for an unknown room)."""
+        async with self._connection("load") as conn:
+            rows = await conn.fetch(sql.LOAD_ROOM, room_id)
+        if rows and rows[0]["is_snapshot"]:
+            snapshot, snapshot_seq, tail = rows[0]["data"], rows[0]["seq"], rows[1:]
+        else:
+            snapshot, snapshot_seq, tail = None, 0, rows
+        return RoomRecord(snapshot, snapshot_seq, [(row["seq"], row["data"]) for row in tail])
+
+    async def compact(self, room_id: str, upto_seq: int, state: bytes) -> bool:
+        """Replace the log up to ``upto_seq`` with ``state``; False if that was stale.
+
+        ``state`` must be a Yjs update containing every update with seq <=
+        ``upto_seq`` (extra content is harmless: re-applying the tail is
+        idempotent). The usual way to get one is :meth:`load_room`, apply, and
+        pass the record's ``last_seq``. Updates appended meanwhile keep their log
+        rows. A compaction no newer than the latest snapshot changes nothing.
+        Compactions of one room take turns (advisory lock); appends never wait.
+        """
+        if upto_seq < 0:
+            raise ValueError(f"upto_seq must be >= 0, got {upto_seq}")
+        async with self._connection("compact") as conn, conn.transaction():
+            await conn.execute(sql.COMPACT_LOCK, sql.COMPACT_LOCK_CLASS, room_id)
+            last_seq = await conn.fetchval(sql.ROOM_LAST_SEQ, room_id)
+            if last_seq is None:
+                raise RoomNotFound(room_id)
+            if upto_seq > last_seq:
+                raise ValueError(
+                    f"cannot compact room {room_id!r} up to {upto_seq}: its log ends at {last_seq}"
+                )
+            stored = await conn.fetchval(sql.COMPACT, room_id, upto_seq, state)
+        return bool(stored)
+
+    async def log_size(self, room_id: str) -> tuple[int, int]:
+        """(rows, bytes) of the log after the latest snapshot: the compaction trigger."""
+        async with self._connection("log size") as conn:
+            row = await conn.fetchrow(sql.LOG_SIZE, room_id)
+        return row["rows"], row["bytes"]
+
+    async def create_version(
+        self,
+        room_id: str,
+        name: str,
+        state: bytes,
+        upto_seq: int,
+        created_by: uuid.UUID | None = None,
+    ) -> Version:
+        """Save a named version (the room row is created if it is not stored yet)."""
+        name = name.strip()
+        if not 1 <= len(name) <= MAX_VERSION_NAME:
+            raise ValueError(f"a version name has 1 to {MAX_VERSION_NAME} characters")
+        if upto_seq < 0:
+            raise ValueError(f"upto_seq must be >= 0, got {upto_seq}")
+        async with self._connection("create version") as conn:
+            row = await conn.fetchrow(
+                sql.CREATE_VERSION, room_id, name, upto_seq, state, created_by
+            )
+        return Version(**dict(row))
+
+    async def list_versions(self, room_id: str) -> list[VersionInfo]:
+        """The room's versions, newest first, without their (possibly large) states."""
+        async with self._connection("list versions") as conn:
+            rows = await conn.fetch(sql.LIST_VERSIONS, room_id)
+        return [VersionInfo(**dict(row)) for row in rows]
+
+    async def get_version(self, room_id: str, version_id: int) -> Version | None:
+        """One version with its state; None if it does not exist in this room."""
+        async with self._connection("get version") as conn:
+            row = await conn.fetchrow(sql.GET_VERSION, room_id, version_id)
+        return Version(**dict(row)) if row is not None else None
+
+    async def room_exists(self, room_id: str) -> bool:
+        """Whether the room has ever been stored (appended to or versioned)."""
+        async with self._connection("room exists") as conn:
+            return bool(await conn.fetchval(sql.ROOM_EXISTS, room_id))
