@@ -24,6 +24,9 @@ class RoomLimits:
     awareness_timeout_seconds: float = 30.0
     #: Seconds a client may take to drain the initial sync of a big document.
     initial_sync_timeout_seconds: float = 300.0
+    #: Fold a room's log into a snapshot once this many updates or bytes follow the last one.
+    compact_after_updates: int = 1000
+    compact_after_bytes: int = 4 * MiB
 
     def __post_init__(self) -> None:
         if self.send_queue_bytes < 2 * self.max_message_bytes:

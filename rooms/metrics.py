@@ -27,3 +27,14 @@ SLOW_CONSUMERS = Counter(
     "opencode_live_slow_consumer_disconnects_total",
     "Connections closed because they fell behind their send queue",
 )
+COMMIT_SECONDS = Histogram(
+    "opencode_live_commit_seconds",
+    "Time to commit one batch of updates to the durable log",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0),
+)
+COMMIT_BATCH = Histogram(
+    "opencode_live_commit_batch_updates",
+    "Updates per group-commit transaction",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+COMPACTIONS = Counter("opencode_live_compactions_total", "Room logs folded into a snapshot")

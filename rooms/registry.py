@@ -11,22 +11,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
+from typing import Protocol
+
+from crdt import ProtocolError
 
 from . import metrics
 from .closecodes import CloseCode
+from .commit import GroupCommit
 from .connection import Connection
 from .limits import RoomLimits
-from .room import Room
+from .room import Compactor, Room
 
 log = logging.getLogger("opencode_live.rooms")
 
-#: Returns the updates that make up a stored room (none for a new room).
-RoomLoader = Callable[[str], Awaitable[list[bytes]]]
+
+class StoredRoom(Protocol):
+    """A room as the store returns it (``store.RoomRecord``)."""
+
+    @property
+    def last_seq(self) -> int: ...
+
+    def as_updates(self) -> list[bytes]: ...
 
 
-async def _no_store(room_id: str) -> list[bytes]:
-    return []
+class RoomStore(Compactor, Protocol):
+    """What the registry needs of the store (``store.Store`` provides it)."""
+
+    def load_room(self, room_id: str) -> Awaitable[StoredRoom]: ...
 
 
 class JoinRefused(Exception):
@@ -39,10 +51,11 @@ class JoinRefused(Exception):
 
 
 class RoomRegistry:
-    def __init__(self, limits: RoomLimits, loader: RoomLoader | None = None) -> None:
+    def __init__(self, limits: RoomLimits, store: RoomStore, commit: GroupCommit) -> None:
         self.limits = limits
         self.rooms: dict[str, Room] = {}
-        self._loader = loader or _no_store
+        self.store = store
+        self.commit = commit
         self._unload_timers: dict[str, asyncio.TimerHandle] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._loads: set[asyncio.Task[None]] = set()
@@ -63,6 +76,12 @@ class RoomRegistry:
         for room in list(self.rooms.values()):
             room.close_all(code, reason)
             await room.drain()
+
+    def notify_all(self, level: str, code: str, text: str) -> None:
+        """A notice to every opted-in client of every room."""
+        for room in self.rooms.values():
+            for conn in room.connections:
+                room.notify(conn, level, code, text)
 
     def connection_count(self) -> int:
         return sum(len(room.connections) for room in self.rooms.values())
@@ -90,7 +109,7 @@ class RoomRegistry:
         if room is None:
             if len(self.rooms) >= self.limits.max_rooms:
                 raise JoinRefused(CloseCode.TRY_AGAIN_LATER, "server is at its room limit")
-            room = Room(room_id, self.limits)
+            room = Room(room_id, self.limits, self.commit, self.store)
             self.rooms[room_id] = room
             metrics.ROOMS.set(len(self.rooms))
             task = asyncio.get_running_loop().create_task(self._load(room))
@@ -115,10 +134,20 @@ class RoomRegistry:
 
     async def _load(self, room: Room) -> None:
         try:
-            updates = await self._loader(room.id)
+            record = await self.store.load_room(room.id)
+            updates = record.as_updates()
             for update in updates:
-                room.document.apply_update(update)
-        except Exception as exc:  # a bad stored update is a ProtocolError
+                try:
+                    room.document.apply_update(update)
+                except ProtocolError:
+                    # Stored updates were checked on the way in; one that still
+                    # fails must not make the whole room unloadable.
+                    metrics.ERRORS.labels(kind="bad_stored_update").inc()
+                    log.error("stored update skipped", extra={"room": room.id})
+            room.last_seq = record.last_seq
+            room.log_rows = len(updates)
+            room.log_bytes = sum(len(u) for u in updates)
+        except Exception as exc:
             log.exception("room load failed", extra={"room": room.id})
             metrics.ERRORS.labels(kind="room_load").inc()
             if self.rooms.get(room.id) is room:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
+from functools import partial
+from typing import Protocol
 
 from crdt import (
     AwarenessTable,
@@ -28,20 +31,40 @@ from crdt import (
 
 from . import extension, metrics
 from .closecodes import CloseCode
+from .commit import GroupCommit
 from .connection import Connection
 from .framing import binary_frame
 from .limits import RoomLimits
 
 log = logging.getLogger("opencode_live.rooms")
 
+EMPTY_UPDATE = b"\x00\x00"
+
+
+class Compactor(Protocol):
+    """What a room needs of the store for compaction (``store.Store`` provides it)."""
+
+    def compact(self, room_id: str, upto_seq: int, state: bytes) -> Awaitable[bool]: ...
+
+
 # Resolved once: a labels() lookup per message would be work on the hot path.
 _MESSAGES_IN = {kind: metrics.MESSAGES_IN.labels(kind=kind.name) for kind in MessageKind}
 
 
 class Room:
-    def __init__(self, room_id: str, limits: RoomLimits) -> None:
+    def __init__(
+        self, room_id: str, limits: RoomLimits, commit: GroupCommit, store: Compactor
+    ) -> None:
         self.id = room_id
         self.limits = limits
+        self.commit = commit
+        self.store = store
+        #: Sequence number of the newest update in the document (all committed).
+        self.last_seq = 0
+        #: Log rows and bytes since the latest snapshot: compaction's trigger.
+        self.log_rows = 0
+        self.log_bytes = 0
+        self._compacting = False
         self.document = RoomDocument()
         self.awareness = AwarenessTable()
         self.connections: dict[Connection, None] = {}
@@ -98,11 +121,17 @@ class Room:
     def _dispatch(self, conn: Connection, message: Message, received: float) -> None:
         kind = message.kind
         if kind is MessageKind.SYNC_UPDATE or kind is MessageKind.SYNC_STEP2:
-            self.document.apply_update(message.payload)
-            if message.payload == b"\x00\x00":
+            update = message.payload
+            if update == EMPTY_UPDATE:
                 return
+            self.document.check_update(update)
             raw = message.raw if kind is MessageKind.SYNC_UPDATE else step2_as_update(message)
-            self.broadcast(raw, received)
+            # The author sees its own echo at once; everyone else once it is durable.
+            frame = binary_frame(raw)
+            conn.send_frame(frame)
+            after = partial(self._committed, update, frame, conn, received)
+            if not self.commit.submit(self.id, update, after):
+                conn.close(CloseCode.TRY_AGAIN_LATER, "changes cannot be saved right now")
         elif kind is MessageKind.AWARENESS:
             change = self.awareness.apply(decode_awareness_update(message.payload))
             if change:
@@ -144,9 +173,73 @@ class Room:
         if received is not None:
             metrics.FANOUT_SECONDS.observe(time.perf_counter() - received)
 
-    def broadcast_update(self, update: bytes) -> None:
-        """An update made on the server (HTTP API): clients receive it live."""
+    def _committed(
+        self, update: bytes, frame: bytes, author: Connection, received: float, seq: int
+    ) -> None:
+        """The update is in the log: apply it and send it to everyone but its author."""
+        try:
+            self.document.apply_update(update)
+        except ProtocolError:  # decoded when it came in, so this is a bug of ours
+            metrics.ERRORS.labels(kind="apply_after_commit").inc()
+            log.exception("stored update did not apply", extra={"room": self.id, "seq": seq})
+        self._logged(seq, len(update))
+        sent = 0
+        for conn in self.connections:
+            if conn is not author and conn.send_frame(frame):
+                sent += 1
+        metrics.MESSAGES_OUT.inc(sent)
+        metrics.BYTES_OUT.inc(sent * len(frame))
+        metrics.FANOUT_SECONDS.observe(time.perf_counter() - received)
+
+    async def write(self, update: bytes) -> None:
+        """An update made on the server (HTTP API), already in the document:
+        store it, then send it to every client."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if not self.commit.submit(self.id, update, done.set_result):
+            raise ConnectionError("changes cannot be saved right now")
+        self._logged(await done, len(update))
         self.broadcast(sync_update(update))
+
+    def _logged(self, seq: int, size: int) -> None:
+        self.last_seq = seq
+        self.log_rows += 1
+        self.log_bytes += size
+        if not self._compacting and self._log_is_long():
+            self._compacting = True
+            task = asyncio.get_running_loop().create_task(self._compact())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _log_is_long(self) -> bool:
+        limits = self.limits
+        return (
+            self.log_rows >= limits.compact_after_updates
+            or self.log_bytes >= limits.compact_after_bytes
+        )
+
+    async def _compact(self) -> None:
+        """Fold the log into a snapshot of the document as of ``last_seq``.
+
+        The document only ever holds committed updates (plus, for a moment, an
+        HTTP write that is committing), so its state covers the log up to
+        ``last_seq``; updates committed meanwhile get later numbers and stay.
+        Repeats while the log grew past the threshold again during the last one.
+        """
+        try:
+            while self._log_is_long():
+                upto = self.last_seq
+                rows, size = self.log_rows, self.log_bytes
+                state = self.document.doc.get_update()
+                if not await self.store.compact(self.id, upto, state):
+                    return
+                metrics.COMPACTIONS.inc()
+                self.log_rows -= rows
+                self.log_bytes -= size
+        except Exception:
+            metrics.ERRORS.labels(kind="compaction").inc()
+            log.exception("compaction failed", extra={"room": self.id})
+        finally:
+            self._compacting = False
 
     # -- room extension channel -------------------------------------------
 

@@ -101,9 +101,11 @@ async def put_file(request: web.Request) -> web.Response:
             created = room.document.read_file(path) is None
             update = room.document.put_file(path, content)
             if update is not None:
-                room.broadcast_update(update)
+                await room.write(update)
     except JoinRefused as refused:
         raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
+    except ConnectionError as exc:
+        raise json_error(web.HTTPServiceUnavailable, str(exc)) from exc
     return web.json_response(
         {"room": room_id, "path": path, "created": created, "changed": update is not None},
         status=201 if created else 200,
@@ -119,9 +121,11 @@ async def delete_file(request: web.Request) -> web.Response:
         async with registry.hold(room_id) as room:
             update = room.document.delete_file(path)
             if update is not None:
-                room.broadcast_update(update)
+                await room.write(update)
     except JoinRefused as refused:
         raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
+    except ConnectionError as exc:
+        raise json_error(web.HTTPServiceUnavailable, str(exc)) from exc
     if update is None:
         raise json_error(web.HTTPNotFound, f"no file {path!r} in room {room_id!r}")
     return web.Response(status=204)

@@ -9,12 +9,13 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rooms import CloseCode, RoomLoader, RoomRegistry
+from rooms import CloseCode, GroupCommit, RoomRegistry
+from store import EmbeddedPostgres, Store
 
 from . import api, heartbeat, ws
 from .config import Settings
 from .frontdoor import FrontDoor
-from .keys import REGISTRY, SETTINGS, SOCKETS
+from .keys import REGISTRY, SETTINGS, SOCKETS, STORE
 from .roomsocket import RoomSockets
 
 log = logging.getLogger("opencode_live.server")
@@ -25,8 +26,22 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    # Nothing external yet: the database and Redis join this check when they land.
-    return web.json_response({"status": "ready", "checks": {}})
+    """Ready when the database answers and commits are going through."""
+    store = request.app[STORE]
+    commit = request.app[REGISTRY].commit
+    checks: dict[str, str] = {}
+    try:
+        await store.ping(timeout=2.0)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {exc}"
+    if not commit.healthy:
+        checks["commits"] = f"failing: {commit.queued} updates waiting to be stored"
+    ready = all(v == "ok" for v in checks.values()) and commit.healthy
+    return web.json_response(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -34,11 +49,51 @@ async def metrics_view(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def create_app(settings: Settings, *, loader: RoomLoader | None = None) -> web.Application:
-    """The whole server; ``loader`` supplies a room's stored updates (none yet by default)."""
+async def open_store(settings: Settings) -> tuple[Store, EmbeddedPostgres | None]:
+    """The store at DATABASE_URL, or on an embedded Postgres in the data folder."""
+    embedded = None
+    dsn = settings.database_url
+    if not dsn:
+        data_dir = settings.resolved_data_dir()
+        embedded = EmbeddedPostgres(data_dir / "postgres")
+        dsn = await embedded.start()
+        log.info("embedded postgres started", extra={"data_dir": str(data_dir)})
+    try:
+        store = await Store.open(dsn)
+    except BaseException:
+        if embedded is not None:
+            await embedded.stop()
+        raise
+    return store, embedded
+
+
+async def create_app(settings: Settings, *, store: Store | None = None) -> web.Application:
+    """The whole server. Without ``store`` it opens (and later closes) its own."""
+    embedded = None
+    owned = store is None
+    if store is None:
+        store, embedded = await open_store(settings)
     app = web.Application(client_max_size=settings.max_message_bytes + 1024)
     app[SETTINGS] = settings
-    registry = RoomRegistry(settings.room_limits(), loader=loader)
+    app[STORE] = store
+    limits = settings.room_limits()
+    registry: RoomRegistry | None = None
+
+    def outage(exc: Exception) -> None:
+        if registry is not None:
+            registry.notify_all("warning", "not-saved", f"changes are not being saved: {exc}")
+
+    def recovery() -> None:
+        if registry is not None:
+            registry.notify_all("info", "saved", "changes are being saved again")
+
+    commit = GroupCommit(
+        store,
+        delay=settings.commit_delay_seconds,
+        on_outage=outage,
+        on_recovery=recovery,
+    )
+    registry = RoomRegistry(limits, store, commit)
     app[REGISTRY] = registry
     sockets = RoomSockets(
         registry,
@@ -59,6 +114,7 @@ def create_app(settings: Settings, *, loader: RoomLoader | None = None) -> web.A
     tasks: list[asyncio.Task[None]] = []
 
     async def start(app: web.Application) -> None:
+        commit.start()
         await registry.start()
         if settings.heartbeat_seconds > 0:
             tasks.append(asyncio.create_task(heartbeat.run(registry, settings.heartbeat_seconds)))
@@ -66,13 +122,23 @@ def create_app(settings: Settings, *, loader: RoomLoader | None = None) -> web.A
     async def shutdown(app: web.Application) -> None:
         for task in tasks:
             task.cancel()
-        await _flush(registry, settings.shutdown_timeout_seconds)
+        timeout = settings.shutdown_timeout_seconds
+        # Store what is queued first: its forwards are among the frames flushed next.
+        await commit.close(timeout / 2)
+        await _flush(registry, timeout / 2)
         sockets.close_all(CloseCode.GOING_AWAY, "server shutting down")
-        await sockets.wait_closed(settings.shutdown_timeout_seconds / 2)
+        await sockets.wait_closed(timeout / 2)
         await registry.close(CloseCode.GOING_AWAY, "server shutting down")
+
+    async def cleanup(app: web.Application) -> None:
+        if owned:
+            await store.close()
+            if embedded is not None:
+                await embedded.stop()
 
     app.on_startup.append(start)
     app.on_shutdown.append(shutdown)
+    app.on_cleanup.append(cleanup)
     return app
 
 

@@ -20,7 +20,7 @@ log = logging.getLogger("opencode_live.server")
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then close every socket with 1001 after flushing."""
-    app = create_app(settings)
+    app = await create_app(settings)
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_seconds
     )

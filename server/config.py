@@ -12,6 +12,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rooms import RoomLimits
@@ -67,6 +68,41 @@ class Settings:
         "OPENCODE_LIVE_SHUTDOWN_TIMEOUT_SECONDS",
         "seconds SIGTERM waits for queued frames to reach clients before closing",
     )
+    database_url: str = _setting(
+        "",
+        "DATABASE_URL",
+        "Postgres to store rooms in; empty: an embedded Postgres in the data folder",
+    )
+    data_dir: str = _setting(
+        "",
+        "OPENCODE_LIVE_DATA_DIR",
+        "data folder; empty: $XDG_DATA_HOME/opencode-live (~/.local/share/opencode-live), "
+        "or /var/lib/opencode-live when run as root",
+    )
+    compact_after_updates: int = _setting(
+        1000,
+        "OPENCODE_LIVE_COMPACT_AFTER_UPDATES",
+        "fold a room's log into a snapshot once this many updates follow the last one",
+    )
+    compact_after_bytes: int = _setting(
+        4 * MiB,
+        "OPENCODE_LIVE_COMPACT_AFTER_BYTES",
+        "... or once the updates after the last snapshot reach this many bytes",
+    )
+    commit_delay_seconds: float = _setting(
+        0.0,
+        "OPENCODE_LIVE_COMMIT_DELAY_SECONDS",
+        "extra time a group commit waits to gather updates (0: commit at once; updates "
+        "arriving during a commit form the next batch)",
+    )
+
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        if os.geteuid() == 0:
+            return Path("/var/lib/opencode-live")
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "opencode-live"
 
     def room_limits(self) -> RoomLimits:
         return RoomLimits(
@@ -76,6 +112,8 @@ class Settings:
             max_rooms=self.max_rooms,
             unload_grace_seconds=self.unload_grace_seconds,
             awareness_timeout_seconds=self.awareness_timeout_seconds,
+            compact_after_updates=self.compact_after_updates,
+            compact_after_bytes=self.compact_after_bytes,
         )
 
     def __post_init__(self) -> None:

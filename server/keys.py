@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from rooms import RoomRegistry
+from store import Store
 
 from .config import Settings
 from .roomsocket import RoomSockets
@@ -12,3 +13,4 @@ from .roomsocket import RoomSockets
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", RoomRegistry)
 SOCKETS = web.AppKey("sockets", RoomSockets)
+STORE = web.AppKey("store", Store)

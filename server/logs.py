@@ -40,3 +40,4 @@ def setup_logging(level: str) -> None:
     root.setLevel(level.upper())
     # aiohttp's access log is one line per HTTP request: keep it, in the same format.
     logging.getLogger("aiohttp.access").setLevel(level.upper())
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every command it runs

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import asyncpg
 import pytest
+
+from store import EmbeddedPostgres, StoreUnavailable, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
@@ -25,6 +33,80 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+T = TypeVar("T")
+
+
+def run_in_thread(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion on a private loop, leaving the test's loop alone."""
+
+    async def main() -> T:
+        return await make()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+async def _probe(dsn: str) -> str | None:
+    """None if the server answers, else why not."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await conn.close()
+    return None
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DSN on the test server that may create and drop databases."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        error = run_in_thread(lambda: _probe(url))
+        need(error is None, f"DATABASE_URL is set but the server does not answer: {error}")
+        yield url
+        return
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("embedded") / "pgdata")
+    try:
+        dsn = run_in_thread(embedded.start)
+    except StoreUnavailable as exc:
+        need(False, f"no DATABASE_URL and no embedded Postgres: {exc}")
+        raise  # unreachable: need() skipped or failed
+    try:
+        yield with_database(dsn, "postgres")
+    finally:
+        run_in_thread(embedded.stop)
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextlib.contextmanager
+def scratch_database(admin_dsn: str, prefix: str = "test") -> Iterator[str]:
+    """A brand-new database on the test server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    run_in_thread(lambda: run(f"CREATE DATABASE {quote_identifier(name)}"))
+    try:
+        yield with_database(admin_dsn, name)
+    finally:
+        run_in_thread(lambda: run(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)"))
+
+
+@pytest.fixture
+def database_url(admin_dsn: str) -> Iterator[str]:
+    """The test's own database: servers started by the test store their rooms there."""
+    with scratch_database(admin_dsn, "test_srv") as dsn:
+        yield dsn
 
 
 @dataclass
@@ -87,9 +169,11 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
     """A server with default settings but a short unload grace, for each test."""
-    proc = start_server(tmp_path, "--unload-grace-seconds", "0.5")
+    proc = start_server(
+        tmp_path, "--unload-grace-seconds", "0.5", env={"DATABASE_URL": database_url}
+    )
     try:
         yield proc
     finally:
@@ -97,12 +181,12 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[object]:
-    """Start servers with custom flags; all are stopped at the end of the test."""
+def server_factory(tmp_path: Path, database_url: str) -> Iterator[object]:
+    """Start servers with custom flags on the test's database; all stopped at the end."""
     started: list[ServerProcess] = []
 
     def factory(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
-        proc = start_server(tmp_path, *args, env=env)
+        proc = start_server(tmp_path, *args, env={"DATABASE_URL": database_url, **(env or {})})
         started.append(proc)
         return proc
 

@@ -1,8 +1,8 @@
 """Many clients joining a room that is still loading: all are synced, none waits forever.
 
 The server runs in this process (behind the real front door on a loopback
-socket) so that the test can give it a room loader that takes its time, as the
-Postgres loader will.
+socket) on the real Postgres, through a Store whose room load waits for the
+test's signal, so the test controls how long the room is "still loading".
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pycrdt import Doc, Map, Text
 from rooms import CloseCode
 from server import Settings, create_app
 from server.app import start_site
+from store import RoomRecord, Store
 from tests.pyclient import YClient
 
 JOINERS = 100
@@ -36,6 +37,30 @@ async def serving(app: web.Application) -> AsyncIterator[int]:
         await runner.cleanup()
 
 
+class GatedStore(Store):
+    """The real store; ``load_room`` first waits for ``release`` (or fails once)."""
+
+    release: asyncio.Event
+    loads: int = 0
+    fail_first: bool = False
+
+    async def load_room(self, room_id: str) -> RoomRecord:
+        self.loads += 1
+        self.started.set()
+        await asyncio.wait_for(self.release.wait(), 10)
+        if self.fail_first and self.loads == 1:
+            raise ConnectionError("database went away")
+        return await super().load_room(room_id)
+
+
+async def gated_store(dsn: str) -> GatedStore:
+    store = await GatedStore.open(dsn)
+    assert isinstance(store, GatedStore)
+    store.release = asyncio.Event()
+    store.started = asyncio.Event()  # type: ignore[attr-defined]
+    return store
+
+
 def stored_room() -> list[bytes]:
     doc = Doc()
     files = doc.get("files", type=Map)
@@ -47,64 +72,53 @@ def stored_room() -> list[bytes]:
     return updates
 
 
-async def test_burst_of_joiners_while_room_loads_all_get_synced():
+async def test_burst_of_joiners_while_room_loads_all_get_synced(database_url):
     updates = stored_room()
     expected = Doc()
     for u in updates:
         expected.apply_update(u)
     expected_files = {k: str(v) for k, v in expected.get("files", type=Map).items()}
-    load_started = asyncio.Event()
-    release = asyncio.Event()
-    loads = 0
-
-    async def slow_loader(room_id: str) -> list[bytes]:
-        nonlocal loads
-        loads += 1
-        load_started.set()
-        await asyncio.wait_for(release.wait(), 10)
-        return updates
-
-    app = create_app(Settings(unload_grace_seconds=0.2), loader=slow_loader)
-    async with serving(app) as port, aiohttp.ClientSession() as session:
-        url = f"ws://127.0.0.1:{port}/rooms/burst"
-        clients = [YClient(session, url) for _ in range(JOINERS)]
-        await asyncio.gather(*(c.connect() for c in clients))
-        await asyncio.wait_for(load_started.wait(), 5)
-        assert not any(c.synced.is_set() for c in clients)  # all of them are waiting on the load
-        release.set()
-        results = await asyncio.gather(
-            *(c.wait_synced(15) for c in clients), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        assert failures == [], f"{len(failures)} of {JOINERS} joiners never synced"
-        assert loads == 1  # one load shared by every joiner
-        for c in clients:
-            assert c.file_contents() == expected_files
-        await asyncio.gather(*(c.close() for c in clients))
+    store = await gated_store(database_url)
+    await store.append_updates([("burst", u) for u in updates])
+    app = await create_app(Settings(unload_grace_seconds=0.2), store=store)
+    try:
+        async with serving(app) as port, aiohttp.ClientSession() as session:
+            url = f"ws://127.0.0.1:{port}/rooms/burst"
+            clients = [YClient(session, url) for _ in range(JOINERS)]
+            await asyncio.gather(*(c.connect() for c in clients))
+            await asyncio.wait_for(store.started.wait(), 5)  # type: ignore[attr-defined]
+            assert not any(c.synced.is_set() for c in clients)  # all waiting on the load
+            store.release.set()
+            results = await asyncio.gather(
+                *(c.wait_synced(15) for c in clients), return_exceptions=True
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            assert failures == [], f"{len(failures)} of {JOINERS} joiners never synced"
+            assert store.loads == 1  # one load shared by every joiner
+            for c in clients:
+                assert c.file_contents() == expected_files
+            await asyncio.gather(*(c.close() for c in clients))
+    finally:
+        await store.close()
 
 
-async def test_failed_load_tells_every_waiting_joiner_and_next_join_retries():
-    attempts = 0
-    release = asyncio.Event()
-
-    async def flaky_loader(room_id: str) -> list[bytes]:
-        nonlocal attempts
-        attempts += 1
-        if attempts == 1:
-            await asyncio.wait_for(release.wait(), 10)
-            raise ConnectionError("database went away")
-        return []
-
-    app = create_app(Settings(), loader=flaky_loader)
-    async with serving(app) as port, aiohttp.ClientSession() as session:
-        url = f"ws://127.0.0.1:{port}/rooms/flaky"
-        clients = [YClient(session, url) for _ in range(10)]
-        await asyncio.gather(*(c.connect() for c in clients))
-        release.set()
-        codes = await asyncio.gather(*(c.wait_closed(10) for c in clients))
-        assert set(codes) == {CloseCode.INTERNAL_ERROR}
-        assert {c.close_reason for c in clients} == {"room could not be loaded"}
-        again = await YClient(session, url).connect()
-        await again.wait_synced(10)
-        assert attempts == 2
-        await again.close()
+async def test_failed_load_tells_every_waiting_joiner_and_next_join_retries(database_url):
+    store = await gated_store(database_url)
+    store.fail_first = True
+    app = await create_app(Settings(), store=store)
+    try:
+        async with serving(app) as port, aiohttp.ClientSession() as session:
+            url = f"ws://127.0.0.1:{port}/rooms/flaky"
+            clients = [YClient(session, url) for _ in range(10)]
+            await asyncio.gather(*(c.connect() for c in clients))
+            await asyncio.wait_for(store.started.wait(), 5)  # type: ignore[attr-defined]
+            store.release.set()
+            codes = await asyncio.gather(*(c.wait_closed(10) for c in clients))
+            assert set(codes) == {CloseCode.INTERNAL_ERROR}
+            assert {c.close_reason for c in clients} == {"room could not be loaded"}
+            again = await YClient(session, url).connect()
+            await again.wait_synced(10)
+            assert store.loads == 2
+            await again.close()
+    finally:
+        await store.close()

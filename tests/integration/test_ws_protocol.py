@@ -23,6 +23,21 @@ async def session():
         yield s
 
 
+async def server_files(session, server, room: str, until, timeout: float = 10.0) -> dict:
+    """The room's files as the server holds them, once ``until(files)`` holds.
+
+    The server applies an update once it is stored, so its copy follows the
+    author's by a commit.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with session.get(f"{server.http}/api/rooms/{room}/files") as resp:
+            files = (await resp.json())["files"]
+        if until(files) or asyncio.get_running_loop().time() > deadline:
+            return files
+        await asyncio.sleep(0.02)
+
+
 async def connected(session, server, room: str, **kw) -> YClient:
     client = await YClient(session, f"{server.ws}/rooms/{room}", **kw).connect()
     await client.wait_synced()
@@ -128,9 +143,7 @@ async def test_late_joiner_gets_whole_document_and_rooms_are_isolated(server, se
 async def _room_with_watcher(server, session, room: str) -> tuple[YClient, dict[str, str]]:
     watcher = await connected(session, server, room)
     watcher.edit(lambda f: f.__setitem__("keep.py", Text("safe")))
-    await eventually(lambda: watcher.text("keep.py") == "safe")
-    async with session.get(f"{server.http}/api/rooms/{room}/files") as resp:
-        before = (await resp.json())["files"]
+    before = await server_files(session, server, room, until=lambda f: "keep.py" in f)
     assert before == {"keep.py": "safe"}
     return watcher, before
 
@@ -461,7 +474,7 @@ async def test_big_document_initial_sync_arrives_in_pieces(server_factory, sessi
     writer = await connected(session, server, "huge")
     for i in range(40):
         writer.edit(lambda f, i=i: f.__setitem__(f"f{i}.txt", Text(f"{i}:" + "z" * 50_000)))
-    await eventually(lambda: len(writer.received) >= 41, timeout=20)
+    await server_files(session, server, "huge", until=lambda f: len(f) == 40, timeout=30)
     joiner = await YClient(session, f"{server.ws}/rooms/huge").connect()
     await joiner.wait_synced(30)
     assert joiner.file_contents() == writer.file_contents()
@@ -566,7 +579,7 @@ async def test_room_socket_on_fresh_and_kept_alive_connections(server, session, 
     """The front door takes a fresh connection; aiohttp hands over a reused one."""
     peer = await connected(session, server, "paths")
     peer.edit(lambda f: f.__setitem__("p.py", Text("ok")))
-    await eventually(lambda: len(peer.received) >= 2)
+    await server_files(session, server, "paths", until=lambda f: "p.py" in f)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     if kept_alive:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

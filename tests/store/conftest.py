@@ -8,65 +8,17 @@ from each other and from anyone else using a shared server.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import asyncpg
 import pytest
 
-from store import EmbeddedPostgres, Store, StoreUnavailable, with_database
-from tests.conftest import need
+from store import Store, with_database
+from tests.conftest import quote_identifier
 
 T = TypeVar("T")
-
-
-def run_in_thread(make: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion on a private loop, leaving the test's loop alone."""
-
-    async def main() -> T:
-        return await make()
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, main()).result()
-
-
-async def _probe(dsn: str) -> str | None:
-    """None if the server answers, else why not."""
-    try:
-        conn = await asyncpg.connect(dsn, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    await conn.close()
-    return None
-
-
-@pytest.fixture(scope="session")
-def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A DSN on the test server that may create and drop databases."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        error = run_in_thread(lambda: _probe(url))
-        need(error is None, f"DATABASE_URL is set but the server does not answer: {error}")
-        yield url
-        return
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("embedded") / "pgdata")
-    try:
-        dsn = run_in_thread(embedded.start)
-    except StoreUnavailable as exc:
-        need(False, f"no DATABASE_URL and no embedded Postgres: {exc}")
-        raise  # unreachable: need() skipped or failed
-    try:
-        yield with_database(dsn, "postgres")
-    finally:
-        run_in_thread(embedded.stop)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @pytest.fixture
@@ -75,7 +27,7 @@ async def dsn(admin_dsn: str) -> AsyncIterator[str]:
     name = f"test_store_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(admin_dsn)
     try:
-        await conn.execute(f"CREATE DATABASE {_quote(name)}")
+        await conn.execute(f"CREATE DATABASE {quote_identifier(name)}")
     finally:
         await conn.close()
     try:
@@ -83,7 +35,7 @@ async def dsn(admin_dsn: str) -> AsyncIterator[str]:
     finally:
         conn = await asyncpg.connect(admin_dsn)
         try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
+            await conn.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE)")
         finally:
             await conn.close()
 
