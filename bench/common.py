@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -99,6 +101,27 @@ def own_cpu_seconds() -> float:
     return t.user + t.system
 
 
+def _with_database(dsn: str, name: str) -> str:
+    from store import with_database
+
+    return with_database(dsn, name)
+
+
+def _admin_sql(dsn: str, sql: str) -> None:
+    """One statement on the database server, from a private thread and loop."""
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
 class Server:
     """One server process this benchmark started; it is stopped by its PID only."""
 
@@ -112,6 +135,10 @@ class Server:
         self.extra_args = list(extra_args) + (Server.ours_args if kind == "ours" else [])
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        #: Our server stores rooms: a scratch database on DATABASE_URL's server
+        #: (dropped at stop), else an embedded Postgres in a scratch data folder.
+        self._database: tuple[str, str] | None = None
+        self._data_dir: tempfile.TemporaryDirectory[str] | None = None
         self._log = tempfile.NamedTemporaryFile(
             prefix=f"bench-{kind}-", suffix=".log", delete=False
         )
@@ -142,6 +169,15 @@ class Server:
                 *self.extra_args,
             ]
             env = dict(os.environ)
+            admin = os.environ.get("DATABASE_URL")
+            if admin:
+                name = f"bench_{uuid.uuid4().hex[:12]}"
+                _admin_sql(admin, f'CREATE DATABASE "{name}"')
+                self._database = (admin, name)
+                env["DATABASE_URL"] = _with_database(admin, name)
+            else:
+                self._data_dir = tempfile.TemporaryDirectory(prefix="bench-data-")
+                cmd += ["--data-dir", self._data_dir.name]
         else:
             if not REFERENCE_SERVER.exists():
                 raise SystemExit(
@@ -192,14 +228,20 @@ class Server:
 
     def stop(self) -> None:
         proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if self._database is not None:
+            admin, name = self._database
+            self._database = None
+            _admin_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if self._data_dir is not None:
+            self._data_dir.cleanup()
+            self._data_dir = None
 
     def errors_in_log(self) -> str:
         """What the server printed besides its start line (both run quietly: warnings only)."""

@@ -57,7 +57,6 @@ async def open_store(settings: Settings) -> tuple[Store, EmbeddedPostgres | None
         data_dir = settings.resolved_data_dir()
         embedded = EmbeddedPostgres(data_dir / "postgres")
         dsn = await embedded.start()
-        log.info("embedded postgres started", extra={"data_dir": str(data_dir)})
     try:
         store = await Store.open(dsn)
     except BaseException:
