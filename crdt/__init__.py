@@ -6,7 +6,7 @@ from .awareness import (
     decode_awareness_update,
     encode_awareness_update,
 )
-from .document import FILES, RoomDocument
+from .document import FILES, RoomDocument, files_of
 from .protocol import (
     MESSAGE_ROOM,
     Message,
@@ -35,6 +35,7 @@ __all__ = [
     "awareness_message",
     "decode_awareness_update",
     "encode_awareness_update",
+    "files_of",
     "parse_frame",
     "permission_denied",
     "room_message",

@@ -113,19 +113,21 @@ class RoomDocument:
         collaborator typing at the start or end of the file keeps their edit.
         """
 
+        return self._transact(lambda: _set_text(self.files, path, content))
+
+    def replace_files(self, files: dict[str, str]) -> bytes | None:
+        """Make the workspace hold exactly ``files``, as one CRDT change.
+
+        Restoring a version is a new change on top of history, not a rewrite:
+        clients receive it like any edit, and files that did not change keep
+        their history (and whoever is typing in them keeps their cursor).
+        """
+
         def edit() -> None:
-            current = self.files.get(path)
-            if not isinstance(current, Text):
-                self.files[path] = Text(content)
-                return
-            old = str(current)
-            if old == content:
-                return
-            start, old_end, new_end = _diff_bounds(old, content)
-            if old_end > start:
-                del current[_utf8_len(old[:start]) : _utf8_len(old[:old_end])]
-            if new_end > start:
-                current.insert(_utf8_len(old[:start]), content[start:new_end])
+            for path in [p for p in self.files.keys() if p not in files]:
+                self.files.pop(path)
+            for path, content in files.items():
+                _set_text(self.files, path, content)
 
         return self._transact(edit)
 
@@ -152,6 +154,29 @@ class RoomDocument:
             return None
         self.version += 1
         return update
+
+
+def files_of(state: bytes) -> dict[str, str]:
+    """The files of a stored document state (a version, a snapshot)."""
+    doc: Doc = Doc()
+    doc.apply_update(state)
+    files = doc.get(FILES, type=Map)
+    return {path: str(value) for path, value in files.items() if isinstance(value, Text)}
+
+
+def _set_text(files: Map, path: str, content: str) -> None:
+    current = files.get(path)
+    if not isinstance(current, Text):
+        files[path] = Text(content)
+        return
+    old = str(current)
+    if old == content:
+        return
+    start, old_end, new_end = _diff_bounds(old, content)
+    if old_end > start:
+        del current[_utf8_len(old[:start]) : _utf8_len(old[:old_end])]
+    if new_end > start:
+        current.insert(_utf8_len(old[:start]), content[start:new_end])
 
 
 def _diff_bounds(old: str, new: str) -> tuple[int, int, int]:

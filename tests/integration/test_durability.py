@@ -117,3 +117,55 @@ async def test_compaction_under_writes_loses_nothing(server_factory, session):
     reader = await connected(session, again, "fold")
     assert reader.file_contents() == expected
     await reader.close()
+
+
+async def test_versions_save_list_show_and_restore_as_a_new_change(server, session):
+    client = await connected(session, server, "ver")
+    base = f"{server.http}/api/rooms/ver"
+    client.edit(lambda f: f.__setitem__("main.py", Text("v1\n")))
+    client.edit(lambda f: f.__setitem__("util.py", Text("u\n")))
+    await server_files(session, server, "ver", until=lambda f: len(f) == 2)
+    async with session.post(f"{base}/versions", json={"name": "first draft"}) as r:
+        assert r.status == 201
+        first = await r.json()
+    assert first["name"] == "first draft"
+    client.edit(lambda f: f["main.py"].__iadd__("v2\n"))
+    client.edit(lambda f: f.pop("util.py"))
+    client.edit(lambda f: f.__setitem__("new.py", Text("n\n")))
+    await server_files(session, server, "ver", until=lambda f: "new.py" in f)
+    async with session.post(f"{base}/versions", json={"name": "second"}) as r:
+        second = await r.json()
+    async with session.get(f"{base}/versions") as r:
+        listed = (await r.json())["versions"]
+    assert [v["name"] for v in listed] == ["second", "first draft"]
+    async with session.get(f"{base}/versions/{first['id']}/files") as r:
+        assert (await r.json())["files"] == {"main.py": "v1\n", "util.py": "u\n"}
+    before = state_vector(client.doc.get_state())
+    async with session.post(f"{base}/versions/{first['id']}/restore") as r:
+        assert r.status == 200 and (await r.json())["changed"] is True
+    await eventually(
+        lambda: client.file_contents() == {"main.py": "v1\n", "util.py": "u\n"}, what="restore"
+    )
+    after = state_vector(client.doc.get_state())
+    assert all(after.get(c, 0) >= clock for c, clock in before.items())  # nothing rewritten
+    assert after != before  # the restore is a new change
+    async with session.get(f"{base}/versions/{second['id']}/files") as r:
+        assert (await r.json())["files"] == {"main.py": "v1\nv2\n", "new.py": "n\n"}
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("post", "/versions", {"name": ""}, 400, "name of 1 to 200"),
+        ("post", "/versions", {"nom": "x"}, 400, "name of 1 to 200"),
+        ("post", "/versions", "not json", 400, "must be JSON"),
+        ("get", "/versions/999/files", None, 404, "no version 999"),
+        ("post", "/versions/abc/restore", None, 404, "no version 'abc'"),
+    ],
+)
+async def test_versions_bad_requests(server, session, method, path, body, status, message):
+    kwargs = {"json": body} if isinstance(body, dict) else {"data": body} if body else {}
+    async with session.request(method, f"{server.http}/api/rooms/ver{path}", **kwargs) as r:
+        assert r.status == status
+        assert message in (await r.json())["error"]
