@@ -169,3 +169,51 @@ async def test_versions_bad_requests(server, session, method, path, body, status
     async with session.request(method, f"{server.http}/api/rooms/ver{path}", **kwargs) as r:
         assert r.status == status
         assert message in (await r.json())["error"]
+
+
+async def test_postgres_outage_holds_updates_then_stores_and_forwards_them(
+    server_factory, session, tmp_path
+):
+    """On a Postgres this test starts and stops itself, never the machine's."""
+    from store import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(tmp_path / "pg")
+    dsn = await embedded.start()
+    try:
+        server = server_factory(env={"DATABASE_URL": dsn})
+        author = await connected(session, server, "outage?ext=1")
+        other = await connected(session, server, "outage")
+        author.edit(lambda f: f.__setitem__("a.py", Text("before\n")))
+        await eventually(lambda: other.text("a.py") == "before\n", what="normal forwarding")
+
+        await embedded.stop()
+        author.edit(lambda f: f["a.py"].__iadd__("during\n"))
+        await eventually(
+            lambda: any(m.get("code") == "not-saved" for m in author.room_messages),
+            timeout=15,
+            what="author told changes are not saved",
+        )
+        assert other.text("a.py") == "before\n"  # not durable, so not forwarded
+        async with session.get(f"{server.http}/readyz") as r:
+            assert r.status == 503
+            assert "unavailable" in (await r.json())["checks"]["database"]
+        async with session.get(f"{server.http}/healthz") as r:
+            assert r.status == 200  # the process lives on
+
+        assert await embedded.start() == dsn
+        await eventually(
+            lambda: other.text("a.py") == "before\nduring\n", timeout=20, what="resumed"
+        )
+        assert any(m.get("code") == "saved" for m in author.room_messages)
+        async with session.get(f"{server.http}/readyz") as r:
+            assert r.status == 200
+        for c in (author, other):
+            await c.close()
+        assert server.stop() == 0
+        again = server_factory(env={"DATABASE_URL": dsn})
+        reader = await connected(session, again, "outage")
+        assert reader.text("a.py") == "before\nduring\n"
+        await reader.close()
+        again.stop()
+    finally:
+        await embedded.stop()
