@@ -51,6 +51,8 @@ from crdt.protocol import awareness_message, sync_step1, sync_step2  # noqa: E40
 
 REFERENCE_SERVER = BENCH / "node_modules" / "@y" / "websocket-server" / "src" / "server.js"
 SERVERS = ("ours", "reference")
+#: Also accepted by --server: our server with its log in memory (persistence off).
+EXTRA_SERVERS = ("ours-memlog",)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TEXT_NAME = "bench"
 
@@ -129,10 +131,10 @@ class Server:
     ours_args: ClassVar[list[str]] = []
 
     def __init__(self, kind: str, extra_args: Iterable[str] = ()) -> None:
-        if kind not in SERVERS:
+        if kind not in SERVERS + EXTRA_SERVERS:
             raise ValueError(f"unknown server {kind!r}")
         self.kind = kind
-        self.extra_args = list(extra_args) + (Server.ours_args if kind == "ours" else [])
+        self.extra_args = list(extra_args) + (Server.ours_args if kind.startswith("ours") else [])
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         #: Our server stores rooms: a scratch database on DATABASE_URL's server
@@ -154,7 +156,20 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> Server:
         self.port = free_port()
-        if self.kind == "ours":
+        if self.kind == "ours-memlog":
+            cmd = [
+                sys.executable,
+                str(BENCH / "memlog_server.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                *self.extra_args,
+            ]
+            env = dict(os.environ)
+        elif self.kind == "ours":
             cmd = [
                 sys.executable,
                 "-m",
@@ -799,7 +814,12 @@ class Results:
 
 def base_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--server", choices=("ours", "reference", "both"), default="both")
+    p.add_argument(
+        "--server",
+        default="both",
+        help="ours, reference, both, ours-memlog (ours with its log in memory), "
+        "or a comma-separated list",
+    )
     p.add_argument("--json", help="also write the figures to this file (run_all.py reads it)")
     p.add_argument(
         "--ours-args",
@@ -818,7 +838,13 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 
 def servers_of(choice: str) -> list[str]:
-    return list(SERVERS) if choice == "both" else [choice]
+    if choice == "both":
+        return list(SERVERS)
+    kinds = [k.strip() for k in choice.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in SERVERS + EXTRA_SERVERS]
+    if unknown:
+        raise SystemExit(f"unknown --server {', '.join(unknown)}")
+    return kinds
 
 
 def parse_args(p: argparse.ArgumentParser) -> argparse.Namespace:
