@@ -91,6 +91,13 @@ async def test_kill_9_loses_nothing_any_other_client_received(server_factory, se
     await eventually(lambda: fresh.file_contents() == expected, timeout=15, what="convergence")
     final = await server_files(session, second, "crash", until=lambda f: f == expected)
     assert final == expected
+    # after the resync every copy holds exactly the same document
+    await eventually(
+        lambda: all(
+            state_vector(r.doc.get_state()) == state_vector(fresh.doc.get_state()) for r in rejoined
+        ),
+        what="identical state vectors",
+    )
     for c in (*rejoined, fresh, watcher):
         await c.close()
 
