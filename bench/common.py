@@ -156,10 +156,15 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> Server:
         self.port = free_port()
-        if self.kind == "ours-memlog":
+        if self.kind.startswith("ours"):
+            entry = (
+                [str(BENCH / "memlog_server.py")]
+                if self.kind == "ours-memlog"
+                else ["-m", "server.cli", "serve"]
+            )
             cmd = [
                 sys.executable,
-                str(BENCH / "memlog_server.py"),
+                *entry,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -169,21 +174,7 @@ class Server:
                 *self.extra_args,
             ]
             env = dict(os.environ)
-        elif self.kind == "ours":
-            cmd = [
-                sys.executable,
-                "-m",
-                "server.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                *self.extra_args,
-            ]
-            env = dict(os.environ)
+        if self.kind == "ours":
             admin = os.environ.get("DATABASE_URL")
             if admin:
                 name = f"bench_{uuid.uuid4().hex[:12]}"
@@ -193,7 +184,7 @@ class Server:
             else:
                 self._data_dir = tempfile.TemporaryDirectory(prefix="bench-data-")
                 cmd += ["--data-dir", self._data_dir.name]
-        else:
+        elif self.kind == "reference":
             if not REFERENCE_SERVER.exists():
                 raise SystemExit(
                     f"reference server missing: run `npm ci` (or `npm install`) in {BENCH}"
