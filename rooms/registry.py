@@ -176,6 +176,13 @@ class RoomRegistry:
         self._unload_timers.pop(room.id, None)
         if room.connections or room.joining or self.rooms.get(room.id) is not room:
             return
+        if room.uncommitted:
+            # Its updates are still on their way to the log (the database may
+            # be away): a new copy loaded now would miss them. Look again later.
+            self._unload_timers[room.id] = asyncio.get_running_loop().call_later(
+                max(self.limits.unload_grace_seconds, 0.5), self._unload, room
+            )
+            return
         del self.rooms[room.id]
         metrics.ROOMS.set(len(self.rooms))
         log.info("room unloaded", extra={"room": room.id})

@@ -65,6 +65,8 @@ class Room:
         self.log_rows = 0
         self.log_bytes = 0
         self._compacting = False
+        #: Updates submitted to the log whose commit has not returned yet.
+        self.uncommitted = 0
         self.document = RoomDocument()
         self.awareness = AwarenessTable()
         self.connections: dict[Connection, None] = {}
@@ -130,7 +132,9 @@ class Room:
             frame = binary_frame(raw)
             conn.send_frame(frame)
             after = partial(self._committed, update, frame, conn, received)
-            if not self.commit.submit(self.id, update, after):
+            if self.commit.submit(self.id, update, after):
+                self.uncommitted += 1
+            else:
                 conn.close(CloseCode.TRY_AGAIN_LATER, "changes cannot be saved right now")
         elif kind is MessageKind.AWARENESS:
             change = self.awareness.apply(decode_awareness_update(message.payload))
@@ -177,6 +181,7 @@ class Room:
         self, update: bytes, frame: bytes, author: Connection, received: float, seq: int
     ) -> None:
         """The update is in the log: apply it and send it to everyone but its author."""
+        self.uncommitted -= 1
         try:
             self.document.apply_update(update)
         except ProtocolError:  # decoded when it came in, so this is a bug of ours
@@ -197,7 +202,12 @@ class Room:
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if not self.commit.submit(self.id, update, done.set_result):
             raise ConnectionError("changes cannot be saved right now")
-        self._logged(await done, len(update))
+        self.uncommitted += 1
+        try:
+            seq = await done
+        finally:
+            self.uncommitted -= 1
+        self._logged(seq, len(update))
         self.broadcast(sync_update(update))
 
     def _logged(self, seq: int, size: int) -> None:

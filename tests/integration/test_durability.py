@@ -224,3 +224,44 @@ async def test_postgres_outage_holds_updates_then_stores_and_forwards_them(
         again.stop()
     finally:
         await embedded.stop()
+
+
+async def test_room_with_unstored_updates_is_not_unloaded(server_factory, session, tmp_path):
+    """The last client leaves during an outage: the room waits for its updates to be stored."""
+    from store import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(tmp_path / "pg")
+    dsn = await embedded.start()
+    try:
+        server = server_factory("--unload-grace-seconds", "0.1", env={"DATABASE_URL": dsn})
+        author = await connected(session, server, "linger")
+        await embedded.stop()
+        author.edit(lambda f: f.__setitem__("a.py", Text("typed while down\n")))
+        await author.close()
+
+        async def listed() -> bool:
+            async with session.get(f"{server.http}/api/rooms") as r:
+                return any(x["id"] == "linger" for x in (await r.json())["rooms"])
+
+        for _ in range(20):  # well past the grace period, the room is still held
+            assert await listed()
+            await asyncio.sleep(0.05)
+        await embedded.start()
+        await eventually_async(lambda: _not(listed()), timeout=20, what="unload once stored")
+        reader = await connected(session, server, "linger")
+        assert reader.text("a.py") == "typed while down\n"
+        await reader.close()
+    finally:
+        await embedded.stop()
+
+
+async def _not(value) -> bool:  # type: ignore[no-untyped-def]
+    return not await value
+
+
+async def eventually_async(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
