@@ -14,6 +14,7 @@ from aiohttp import web
 from .app import create_app, start_site
 from .config import Settings, add_arguments, load_settings
 from .logs import setup_logging
+from .tokens import ROLES
 
 log = logging.getLogger("opencode_live.server")
 
@@ -53,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser("serve", help="run the server")
     add_arguments(serve_parser)
     commands.add_parser("settings", help="print the settings table (Markdown)")
+    token = commands.add_parser(
+        "token", help="mint a sign-in token (shared-secret mode) for a student, TA or instructor"
+    )
+    token.add_argument("--name", required=True, help="display name")
+    token.add_argument("--role", default="student", choices=ROLES)
+    token.add_argument("--cohort", default=None, help="cohort (class) the person belongs to")
+    token.add_argument("--user-id", default=None, help="stable user id (default: a new UUID)")
+    token.add_argument("--hours", type=float, default=12.0, help="validity in hours")
+    add_arguments(token)
     return parser
 
 
@@ -65,6 +75,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings = load_settings(args)
+        if args.command == "token":
+            verifier = settings.token_verifier()
+            print(
+                verifier.mint(
+                    name=args.name,
+                    role=args.role,
+                    cohort=args.cohort,
+                    user_id=args.user_id,
+                    ttl_seconds=int(args.hours * 3600),
+                )
+            )
+            return 0
     except ValueError as exc:
         print(f"opencode-live: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,8 @@ from typing import Any
 
 from rooms import RoomLimits
 
+from .tokens import TokenVerifier, load_or_create_secret
+
 MiB = 1024 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -95,6 +97,29 @@ class Settings:
         "extra time a group commit waits to gather updates (0: commit at once; updates "
         "arriving during a commit form the next batch)",
     )
+
+    auth_secret: str = _setting(
+        "",
+        "OPENCODE_LIVE_AUTH_SECRET",
+        "shared secret (HS256) for tokens; empty: the auth-secret file in the data folder, "
+        "created on first start (ignored when a JWKS URL is set)",
+    )
+    auth_jwks_url: str = _setting(
+        "",
+        "OPENCODE_LIVE_AUTH_JWKS_URL",
+        "identity provider's key set (RS256/ES256); tokens are then checked against it",
+    )
+    auth_issuer: str = _setting("opencode-live", "OPENCODE_LIVE_AUTH_ISSUER", "expected iss")
+    auth_audience: str = _setting("opencode-live", "OPENCODE_LIVE_AUTH_AUDIENCE", "expected aud")
+
+    def token_verifier(self) -> TokenVerifier:
+        """The verifier of the configured mode (the secret file is created if needed)."""
+        if self.auth_jwks_url:
+            return TokenVerifier(
+                jwks_url=self.auth_jwks_url, issuer=self.auth_issuer, audience=self.auth_audience
+            )
+        secret = self.auth_secret or load_or_create_secret(self.resolved_data_dir())
+        return TokenVerifier(secret=secret, issuer=self.auth_issuer, audience=self.auth_audience)
 
     def resolved_data_dir(self) -> Path:
         if self.data_dir:
