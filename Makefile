@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: serve test install install-test lint bench
+.PHONY: serve test install install-test lint bench web web-check
 
 install:
 	$(PIP) install --quiet --disable-pip-version-check -e .
@@ -17,8 +17,16 @@ serve: install
 lint:
 	$(PYTHON) -m ruff check .
 
-test: install-test lint
+test: install-test lint web-check
 	$(PYTHON) -m pytest -q
+
+# The classroom page: web/src -> web/dist (committed, so pip installs need no Node).
+web:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+# Fails when the committed web/dist is not what the sources and lock file build.
+web-check:
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check
 
 bench: install-test
 	cd bench && npm ci --no-audit --no-fund --loglevel=error

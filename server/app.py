@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rooms import CloseCode, GroupCommit, RoomRegistry
 from store import EmbeddedPostgres, Store
 
-from . import api, heartbeat, versions, ws
+from . import api, heartbeat, pages, versions, ws
 from .config import Settings
 from .frontdoor import FrontDoor
 from .keys import REGISTRY, SETTINGS, SOCKETS, STORE
@@ -113,6 +113,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app.router.add_get("/api/rooms/{room_id}/versions", versions.list_versions)
     app.router.add_get("/api/rooms/{room_id}/versions/{version}/files", versions.version_files)
     app.router.add_post("/api/rooms/{room_id}/versions/{version}/restore", versions.restore_version)
+    pages.add_routes(app)
 
     tasks: list[asyncio.Task[None]] = []
 

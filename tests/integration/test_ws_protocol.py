@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import urllib.parse
 
 import aiohttp
 import msgspec
@@ -234,7 +235,9 @@ async def test_bad_room_id_is_refused_before_upgrade(server, session, room_id):
     with pytest.raises(aiohttp.WSServerHandshakeError) as err:
         await session.ws_connect(f"{server.ws}/rooms/{room_id}")
     assert err.value.status in (400, 404)
-    async with session.get(f"{server.http}/rooms/{room_id}") as resp:
+    # encoded=True: send "/rooms/.." as written (the client would clean it up to "/")
+    quoted = urllib.parse.quote(room_id, safe=".")
+    async with session.get(yarl.URL(f"{server.http}/rooms/{quoted}", encoded=True)) as resp:
         assert resp.status in (400, 404)
         if resp.status == 400:
             assert "invalid room id" in (await resp.json())["error"]

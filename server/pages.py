@@ -1,0 +1,290 @@
+"""The classroom page: ``/`` (live rooms, new room, open a room), ``/r/<room-id>`` (the room)
+and the built web bundle under ``/static/`` (from the installed ``web/dist``).
+
+Everything the page needs comes from this origin: no CDN, no external fonts. The
+bundle's files are read once at start-up; their URLs carry a content hash, so they
+are cached for a year and a new bundle is fetched as soon as it changes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import html
+import logging
+import mimetypes
+import secrets
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from .errors import json_error
+from .upgrade import ROOM_ID, ROOM_ID_RULE
+
+log = logging.getLogger("opencode_live.server")
+
+# The page may only talk to its own origin ('self' covers same-origin ws: in CSP 3).
+CSP = (
+    "default-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+ADJECTIVES = (
+    "brave calm clever cosmic cozy crisp eager fancy gentle happy jolly keen lively lucky "
+    "mellow merry nimble noble plucky proud quick quiet rapid shiny smart snappy sunny swift "
+    "tidy witty zesty bold bright curious daring friendly"
+).split()
+ANIMALS = (
+    "otter panda koala falcon badger beaver dolphin fox gecko heron ibis jaguar lemur lynx "
+    "marmot narwhal octopus owl penguin puffin quokka rabbit raven seal sloth tiger turtle "
+    "walrus wombat yak zebra bison crane"
+).split()
+
+
+def new_room_id() -> str:
+    """A readable room id such as ``brave-otter-42``."""
+    adjective = secrets.choice(ADJECTIVES)
+    animal = secrets.choice(ANIMALS)
+    return f"{adjective}-{animal}-{secrets.randbelow(90) + 10}"
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    gzipped: bytes
+    content_type: str
+    digest: str
+
+
+def dist_dir() -> Path:
+    """The built bundle, wherever the ``web`` package is installed."""
+    return Path(str(resources.files("web") / "dist"))
+
+
+def load_assets(folder: Path) -> dict[str, Asset]:
+    assets: dict[str, Asset] = {}
+    if not folder.is_dir():
+        return assets
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        body = path.read_bytes()
+        content_type = {
+            ".js": "text/javascript; charset=utf-8",
+            ".css": "text/css; charset=utf-8",
+        }.get(path.suffix) or (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        digest = hashlib.sha256(body).hexdigest()[:16]
+        gzipped = gzip.compress(body, compresslevel=9, mtime=0)
+        assets[path.name] = Asset(body, gzipped, content_type, digest)
+    return assets
+
+
+class Pages:
+    def __init__(self, assets: dict[str, Asset]) -> None:
+        self.assets = assets
+
+    def _asset_url(self, name: str) -> str:
+        asset = self.assets.get(name)
+        return f"/static/{name}?v={asset.digest}" if asset else f"/static/{name}"
+
+    def _page(
+        self, title: str, body_attrs: str, content: str, *, status: int = 200
+    ) -> web.Response:
+        missing = (
+            ""
+            if "app.js" in self.assets
+            else (
+                '<p class="error" role="alert">The web bundle is not built: run '
+                "<code>make web</code>.</p>"
+            )
+        )
+        text = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{self._asset_url("app.css")}">
+<script type="module" src="{self._asset_url("app.js")}"></script>
+</head>
+<body {body_attrs}>
+{missing}{content}
+<div id="toast" class="toast" role="status" aria-live="polite"></div>
+</body>
+</html>
+"""
+        return web.Response(
+            text=text,
+            status=status,
+            content_type="text/html",
+            charset="utf-8",
+            headers=PAGE_HEADERS,
+        )
+
+    async def index(self, request: web.Request) -> web.Response:
+        _not_a_socket(request)
+        return self._page("opencode-live: rooms", 'data-page="index"', INDEX_HTML)
+
+    async def new_room(self, request: web.Request) -> web.Response:
+        raise web.HTTPSeeOther(f"/r/{new_room_id()}", headers={"Cache-Control": "no-store"})
+
+    async def open_room(self, request: web.Request) -> web.Response:
+        """The no-JavaScript path of the "open a room" form."""
+        room_id = request.query.get("room", "").strip()
+        if not ROOM_ID.match(room_id):
+            return self._bad_room(room_id)
+        raise web.HTTPSeeOther(f"/r/{room_id}")
+
+    async def room(self, request: web.Request) -> web.Response:
+        _not_a_socket(request)
+        room_id = request.match_info["room_id"]
+        if not ROOM_ID.match(room_id):
+            return self._bad_room(room_id)
+        room = html.escape(room_id)
+        return self._page(
+            f"{room_id} · opencode-live",
+            f'data-page="room" data-room="{room}"',
+            ROOM_HTML.replace("{room}", room),
+        )
+
+    def _bad_room(self, room_id: str) -> web.Response:
+        content = f"""<main class="error-page">
+<h1>That is not a room id</h1>
+<p><code>{html.escape(room_id) or "(empty)"}</code> cannot name a room: room ids use
+{html.escape(ROOM_ID_RULE)}.</p>
+<p><a class="btn primary" href="/new">Start a new room</a> <a class="btn" href="/">All rooms</a></p>
+</main>"""
+        title = "Invalid room id · opencode-live"
+        return self._page(title, 'data-page="error"', content, status=400)
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        asset = self.assets.get(name)
+        if asset is None:
+            raise web.HTTPNotFound(text=f"no such file: {name}")
+        etag = f'"{asset.digest}"'
+        headers = {
+            "ETag": etag,
+            "X-Content-Type-Options": "nosniff",
+            # A hashed URL never changes; a bare one must be revalidated.
+            "Cache-Control": IMMUTABLE if request.query.get("v") == asset.digest else "no-cache",
+        }
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        headers["Content-Type"] = asset.content_type
+        headers["Vary"] = "Accept-Encoding"
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return web.Response(body=asset.gzipped, headers=headers)
+        return web.Response(body=asset.body, headers=headers)
+
+
+def _not_a_socket(request: web.Request) -> None:
+    """A WebSocket upgrade to a page (e.g. ``/rooms/..`` normalised to ``/``) is an error."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        raise json_error(
+            web.HTTPBadRequest, "not a WebSocket endpoint: rooms are at /rooms/<room-id>"
+        )
+
+
+def add_routes(app: web.Application, folder: Path | None = None) -> None:
+    """Serve the pages and the bundle (read once, now)."""
+    folder = folder or dist_dir()
+    assets = load_assets(folder)
+    if "app.js" not in assets:
+        log.warning("web bundle missing", extra={"folder": str(folder)})
+    pages = Pages(assets)
+    app.router.add_get("/", pages.index)
+    app.router.add_get("/new", pages.new_room)
+    app.router.add_get("/open", pages.open_room)
+    app.router.add_get("/r/{room_id:.*}", pages.room)
+    app.router.add_get("/static/{name}", pages.static)
+
+
+INDEX_HTML = """<main class="home">
+<h1>opencode<span style="color:var(--accent)">-live</span></h1>
+<p class="lead">Edit code together, live: open a room and share its link with your class.</p>
+<section class="card" aria-labelledby="start-title">
+<h2 id="start-title">Start or join</h2>
+<div class="actions">
+<a class="btn primary" id="new-room" href="/new" aria-label="Create a new room">+ New room</a>
+<form class="open-form" id="open-form" action="/open" method="get" role="search"
+ aria-label="Open a room by id">
+<label class="visually-hidden" for="open-room-id">Room id</label>
+<input id="open-room-id" name="room" placeholder="room id, e.g. brave-otter-42"
+ autocomplete="off" spellcheck="false" required aria-describedby="open-error">
+<button class="btn" type="submit" aria-label="Open this room">Open</button>
+</form>
+</div>
+<p class="error" id="open-error" aria-live="polite"></p>
+</section>
+<section class="card" aria-labelledby="rooms-title">
+<h2 id="rooms-title">Live rooms</h2>
+<ul class="room-list" id="room-list" aria-label="Live rooms"></ul>
+<p class="status-line" id="rooms-status" aria-live="polite">Loading…</p>
+</section>
+</main>"""
+
+ROOM_HTML = """<header class="topbar">
+<a class="brand" href="/" aria-label="All rooms">opencode<span>-live</span></a>
+<span class="room-name" title="Room id">{room}</span>
+<span class="spacer"></span>
+<div class="connection" id="connection" data-state="connecting" role="status" aria-live="polite"
+ aria-label="Connection"><span class="dot" aria-hidden="true"></span>
+<span id="connection-text">Connecting…</span></div>
+<ul class="people" id="people" aria-label="People in this room"></ul>
+<span class="people-count" id="people-count"></span>
+<button class="btn small" id="change-name" type="button" aria-label="Change your name">Name</button>
+<button class="btn small" id="toggle-versions" type="button" aria-expanded="false"
+ aria-controls="versions" aria-label="Show versions">Versions</button>
+<button class="btn small primary" id="run" type="button"
+ aria-label="Run (coming soon, Ctrl or Cmd + Enter)"
+ title="Run — coming soon (Ctrl/Cmd-Enter)">▶ Run</button>
+</header>
+<div class="room">
+<nav class="sidebar" aria-label="Files">
+<div class="sidebar-head"><h2>Files <span class="count" id="file-count"></span></h2>
+<button class="btn small" id="add-file" type="button" aria-label="New file">+ New file</button>
+</div>
+<ul class="file-list" id="file-list" aria-label="Files in this room"></ul>
+<div class="sidebar-foot"><p>Changes are saved automatically.</p>
+<p><kbd>Ctrl</kbd>/<kbd>⌘</kbd> <kbd>Enter</kbd> Run (soon)</p></div>
+</nav>
+<main class="main">
+<div class="editor-bar">
+<span class="current-file" id="current-file" aria-live="polite">Loading…</span></div>
+<div class="editor" id="editor"></div>
+</main>
+<aside class="versions" id="versions" aria-label="Versions" hidden>
+<div class="sidebar-head"><h2>Versions</h2>
+<button class="icon-btn" id="close-versions" type="button" aria-label="Close versions">✕</button>
+</div>
+<form class="version-form" id="version-form" aria-label="Save a version">
+<label class="visually-hidden" for="version-name">Version name</label>
+<input id="version-name" placeholder="Name this version" maxlength="200" autocomplete="off">
+<button class="btn small primary" type="submit" aria-label="Save version">Save</button>
+</form>
+<ul class="version-list" id="version-list" aria-label="Saved versions"></ul>
+<p class="status-line" id="versions-status" aria-live="polite"></p>
+</aside>
+</div>
+<dialog id="name-dialog" aria-labelledby="name-title">
+<form id="name-form" method="dialog">
+<h2 id="name-title">What's your name?</h2>
+<p>Others in the room see it next to your cursor.</p>
+<label class="visually-hidden" for="name-input">Your name</label>
+<input id="name-input" maxlength="40" autocomplete="nickname" required>
+<div class="dialog-actions"><button class="btn primary" type="submit">Join the room</button></div>
+</form>
+</dialog>"""
