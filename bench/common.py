@@ -174,6 +174,9 @@ class Server:
                 *self.extra_args,
             ]
             env = dict(os.environ)
+            # a scratch data folder: the auth secret (and any embedded Postgres) stay in it
+            self._data_dir = tempfile.TemporaryDirectory(prefix="bench-data-")
+            cmd += ["--data-dir", self._data_dir.name]
         if self.kind == "ours":
             admin = os.environ.get("DATABASE_URL")
             if admin:
@@ -181,9 +184,6 @@ class Server:
                 _admin_sql(admin, f'CREATE DATABASE "{name}"')
                 self._database = (admin, name)
                 env["DATABASE_URL"] = _with_database(admin, name)
-            else:
-                self._data_dir = tempfile.TemporaryDirectory(prefix="bench-data-")
-                cmd += ["--data-dir", self._data_dir.name]
         elif self.kind == "reference":
             if not REFERENCE_SERVER.exists():
                 raise SystemExit(

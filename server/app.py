@@ -12,10 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rooms import CloseCode, GroupCommit, RoomRegistry
 from store import EmbeddedPostgres, Store
 
-from . import api, heartbeat, pages, versions, ws
+from . import api, heartbeat, pages, signin, versions, ws
 from .config import Settings
 from .frontdoor import FrontDoor
-from .keys import REGISTRY, SETTINGS, SOCKETS, STORE
+from .keys import REGISTRY, SETTINGS, SOCKETS, STORE, VERIFIER
 from .roomsocket import RoomSockets
 
 log = logging.getLogger("opencode_live.server")
@@ -75,6 +75,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app = web.Application(client_max_size=settings.max_message_bytes + 1024)
     app[SETTINGS] = settings
     app[STORE] = store
+    app[VERIFIER] = settings.token_verifier()
     limits = settings.room_limits()
     registry: RoomRegistry | None = None
 
@@ -100,6 +101,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         send_queue_bytes=settings.send_queue_bytes,
     )
     app[SOCKETS] = sockets
+    signin.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

@@ -13,7 +13,9 @@ from aiohttp import web
 
 from .app import create_app, start_site
 from .config import Settings, add_arguments, load_settings
+from .keys import VERIFIER
 from .logs import setup_logging
+from .signin import SIGNIN_SECONDS, signin_link
 from .tokens import ROLES
 
 log = logging.getLogger("opencode_live.server")
@@ -32,10 +34,19 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     port = listener.sockets[0].getsockname()[1]
-    log.info(
-        "listening",
-        extra={"host": settings.host, "port": port, "url": f"http://{settings.host}:{port}/"},
-    )
+    base = f"http://{settings.host}:{port}/"
+    log.info("listening", extra={"host": settings.host, "port": port, "url": base})
+    verifier = app[VERIFIER]
+    if verifier.secret is not None:
+        # Like Jupyter: a link that signs an instructor in (once) on this server.
+        token = verifier.mint(
+            name="Instructor",
+            role="instructor",
+            user_id="instructor",
+            ttl_seconds=SIGNIN_SECONDS,
+            purpose="signin",
+        )
+        log.info("sign-in link for an instructor", extra={"url": signin_link(base, token)})
     try:
         await stop.wait()
         log.info("shutting down")
@@ -62,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--cohort", default=None, help="cohort (class) the person belongs to")
     token.add_argument("--user-id", default=None, help="stable user id (default: a new UUID)")
     token.add_argument("--hours", type=float, default=12.0, help="validity in hours")
+    token.add_argument(
+        "--signin-url",
+        default=None,
+        metavar="BASE",
+        help="print a one-time sign-in link on this server (e.g. http://host:8000/) "
+        "instead of a bare token",
+    )
     add_arguments(token)
     return parser
 
@@ -77,15 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args)
         if args.command == "token":
             verifier = settings.token_verifier()
-            print(
-                verifier.mint(
-                    name=args.name,
-                    role=args.role,
-                    cohort=args.cohort,
-                    user_id=args.user_id,
-                    ttl_seconds=int(args.hours * 3600),
-                )
+            minted = verifier.mint(
+                name=args.name,
+                role=args.role,
+                cohort=args.cohort,
+                user_id=args.user_id,
+                ttl_seconds=int(args.hours * 3600),
+                purpose="signin" if args.signin_url else "access",
             )
+            print(signin_link(args.signin_url, minted) if args.signin_url else minted)
             return 0
     except ValueError as exc:
         print(f"opencode-live: {exc}", file=sys.stderr)

@@ -9,8 +9,10 @@ from store import Store
 
 from .config import Settings
 from .roomsocket import RoomSockets
+from .tokens import TokenVerifier
 
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", RoomRegistry)
 SOCKETS = web.AppKey("sockets", RoomSockets)
 STORE = web.AppKey("store", Store)
+VERIFIER = web.AppKey("verifier", TokenVerifier)

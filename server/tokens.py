@@ -60,6 +60,10 @@ class Identity:
     role: str
     cohort: str | None
     expires_at: float
+    #: "signin" for a one-time sign-in link's token, else "access".
+    purpose: str = "access"
+    #: The token's own id (``jti``): what makes a sign-in link single-use.
+    token_id: str | None = None
 
     @property
     def user_uuid(self) -> uuid.UUID:
@@ -114,6 +118,7 @@ class TokenVerifier:
         user_id: str | None = None,
         cohort: str | None = None,
         ttl_seconds: int = 12 * 3600,
+        purpose: str = "access",
     ) -> str:
         if self.secret is None:
             raise ValueError("tokens are minted by the identity provider in JWKS mode")
@@ -131,6 +136,9 @@ class TokenVerifier:
         }
         if cohort:
             claims["cohort"] = cohort
+        if purpose != "access":
+            claims["purpose"] = purpose
+            claims["jti"] = secrets.token_urlsafe(16)
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
     def verify(self, token: str | None) -> Identity:
@@ -196,4 +204,6 @@ def _identity(claims: dict[str, Any]) -> Identity:
         role=role,
         cohort=cohort,
         expires_at=float(claims["exp"]),
+        purpose=str(claims.get("purpose", "access")),
+        token_id=claims.get("jti"),
     )

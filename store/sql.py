@@ -102,3 +102,20 @@ SELECT {_VERSION_INFO_COLUMNS}, state FROM room_versions WHERE room_id = $1 AND 
 """
 
 ROOM_EXISTS = "SELECT EXISTS (SELECT 1 FROM rooms WHERE id = $1)"
+
+#: Create or refresh a user from a token's claims on sign-in; the username is
+#: the token's subject, so the same person keeps one row across sign-ins.
+UPSERT_USER = """
+INSERT INTO users AS u (id, username, display_name, role, cohort)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE
+SET display_name = EXCLUDED.display_name, role = EXCLUDED.role, cohort = EXCLUDED.cohort
+RETURNING u.id
+"""
+
+#: True once: a second exchange of the same sign-in token finds the row there.
+CONSUME_SIGNIN_TOKEN = """
+INSERT INTO signin_tokens_used (jti, user_id) VALUES ($1, $2)
+ON CONFLICT (jti) DO NOTHING
+RETURNING jti
+"""

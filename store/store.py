@@ -240,3 +240,22 @@ class Store:
         """Whether the room has ever been stored (appended to or versioned)."""
         async with self._connection("room exists") as conn:
             return bool(await conn.fetchval(sql.ROOM_EXISTS, room_id))
+
+    async def upsert_user(
+        self,
+        user_id: uuid.UUID,
+        username: str,
+        display_name: str,
+        role: str,
+        cohort: str | None = None,
+    ) -> uuid.UUID:
+        """Create or update the user a token speaks for (on sign-in)."""
+        async with self._connection("upsert user") as conn:
+            return await conn.fetchval(
+                sql.UPSERT_USER, user_id, username, display_name, role, cohort
+            )
+
+    async def consume_signin_token(self, jti: str, user_id: uuid.UUID | None) -> bool:
+        """Record a sign-in token as used; False when it was used before."""
+        async with self._connection("consume sign-in token") as conn:
+            return await conn.fetchval(sql.CONSUME_SIGNIN_TOKEN, jti, user_id) is not None

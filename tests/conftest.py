@@ -146,9 +146,21 @@ class ServerProcess:
 def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
     """Start the real CLI on port 0 and read the port it bound from its log."""
     log_path = tmp_path / f"server-{time.monotonic_ns()}.log"
+    data_dir = tmp_path / "data"
     log_file = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0", *args],
+        # its own data folder: the auth secret it creates stays in the test's tmp dir
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            *args,
+        ],
         cwd=ROOT,
         stdout=log_file,
         stderr=subprocess.STDOUT,

@@ -72,7 +72,7 @@ def stored_room() -> list[bytes]:
     return updates
 
 
-async def test_burst_of_joiners_while_room_loads_all_get_synced(database_url):
+async def test_burst_of_joiners_while_room_loads_all_get_synced(database_url, tmp_path):
     updates = stored_room()
     expected = Doc()
     for u in updates:
@@ -80,7 +80,7 @@ async def test_burst_of_joiners_while_room_loads_all_get_synced(database_url):
     expected_files = {k: str(v) for k, v in expected.get("files", type=Map).items()}
     store = await gated_store(database_url)
     await store.append_updates([("burst", u) for u in updates])
-    app = await create_app(Settings(unload_grace_seconds=0.2), store=store)
+    app = await create_app(Settings(unload_grace_seconds=0.2, data_dir=str(tmp_path)), store=store)
     try:
         async with serving(app) as port, aiohttp.ClientSession() as session:
             url = f"ws://127.0.0.1:{port}/rooms/burst"
@@ -102,10 +102,10 @@ async def test_burst_of_joiners_while_room_loads_all_get_synced(database_url):
         await store.close()
 
 
-async def test_failed_load_tells_every_waiting_joiner_and_next_join_retries(database_url):
+async def test_failed_load_tells_every_waiting_joiner_and_next_join_retries(database_url, tmp_path):
     store = await gated_store(database_url)
     store.fail_first = True
-    app = await create_app(Settings(), store=store)
+    app = await create_app(Settings(data_dir=str(tmp_path)), store=store)
     try:
         async with serving(app) as port, aiohttp.ClientSession() as session:
             url = f"ws://127.0.0.1:{port}/rooms/flaky"
