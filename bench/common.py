@@ -828,6 +828,15 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def server_logs(results: dict[str, dict]) -> list[str]:
+    """For a report: what each server printed besides its start line, if anything."""
+    return [
+        f"{kind} server printed:\n{r['server_log'][-1500:]}"
+        for kind, r in results.items()
+        if r.get("server_log")
+    ]
+
+
 def servers_of(choice: str) -> list[str]:
     if choice == "both":
         return list(SERVERS)

@@ -28,6 +28,7 @@ from common import (
     parse_args,
     raise_fd_limit,
     run,
+    server_logs,
     servers_of,
     table,
     wait_quiet,
@@ -142,9 +143,7 @@ def report(results: dict[str, dict]) -> str:
             "(handshake + awareness each)",
         )
     ]
-    for k, r in results.items():
-        if r["server_log"]:
-            parts.append(f"{k} server printed:\n{r['server_log'][-1500:]}")
+    parts += server_logs(results)
     return "\n\n".join(parts)
 
 

@@ -32,6 +32,7 @@ from common import (
     parse_args,
     poll_until,
     run,
+    server_logs,
     servers_of,
     table,
     wait_quiet,
@@ -216,9 +217,7 @@ def report(results: dict[str, dict]) -> str:
         f"{first['update_bytes'] / 1000:.0f} KB as one update)"
     )
     parts = [table(headers, rows, title)]
-    for k, r in results.items():
-        if r["server_log"]:
-            parts.append(f"{k} server printed:\n{r['server_log'][-1500:]}")
+    parts += server_logs(results)
     return "\n\n".join(parts)
 
 

@@ -33,6 +33,7 @@ from common import (
     poll_until,
     raise_fd_limit,
     run,
+    server_logs,
     servers_of,
     table,
     wait_quiet,
@@ -199,9 +200,7 @@ def report(results: dict[str, dict]) -> str:
             "clients, each client 1 edit/s",
         )
     ]
-    for k, r in results.items():
-        if r["server_log"]:
-            parts.append(f"{k} server printed:\n{r['server_log'][-1500:]}")
+    parts += server_logs(results)
     return "\n\n".join(parts)
 
 
