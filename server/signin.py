@@ -71,7 +71,8 @@ async def signin(request: web.Request) -> web.StreamResponse:
 def _safe_next(request: web.Request) -> bool:
     """Only a path on this server: never an open redirect."""
     target = request.query.get("next", "/")
-    return target.startswith("/") and not target.startswith("//")
+    # "//host" and "/\\host" are other sites to a browser
+    return target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target
 
 
 def signin_link(request_base: str, token: str) -> str:

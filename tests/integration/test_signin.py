@@ -138,3 +138,22 @@ async def test_token_command_makes_signin_links_for_a_class(server, session, dat
     finally:
         await conn.close()
     assert dict(row) == {"display_name": "Ada", "role": "student", "cohort": "c1"}
+
+
+@pytest.mark.parametrize(
+    ("next_", "location"),
+    [
+        ("/r/class-1", "/r/class-1"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example", "/"),
+    ],
+)
+async def test_signin_redirects_only_within_the_server(server, session, next_, location):
+    verifier = TokenVerifier(
+        secret=secret_of(server), issuer="opencode-live", audience="opencode-live"
+    )
+    token = verifier.mint(name="Bo", role="student", purpose="signin")
+    params = {"token": token, "next": next_}
+    async with session.get(f"{server.http}/signin", params=params, allow_redirects=False) as r:
+        assert r.status == 302 and r.headers["Location"] == location
