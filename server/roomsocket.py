@@ -72,6 +72,7 @@ class RoomSocket(asyncio.Protocol):
     __slots__ = (
         "_close_timer",
         "_fragments",
+        "_join_task",
         "_pending",
         "conn",
         "protocol",
@@ -101,15 +102,23 @@ class RoomSocket(asyncio.Protocol):
         self._pending: list[bytes] | None = []
         self._fragments: list[bytes] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        #: Held here: the loop keeps only a weak reference to a running task.
+        self._join_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> None:
         """Join the room; called once the handshake response is written."""
         self.sockets.add(self)
-        asyncio.get_running_loop().create_task(self._join())
+        self._join_task = asyncio.get_running_loop().create_task(self._join())
 
     async def _join(self) -> None:
+        try:
+            await self._enter_room()
+        finally:
+            self._join_task = None  # done: an idle socket keeps no task
+
+    async def _enter_room(self) -> None:
         try:
             room = await self.sockets.registry.join(self.room_id, self.conn)
         except JoinRefused as refused:
