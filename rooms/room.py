@@ -198,17 +198,24 @@ class Room:
 
     async def write(self, update: bytes) -> None:
         """An update made on the server (HTTP API), already in the document:
-        store it, then send it to every client."""
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if not self.commit.submit(self.id, update, done.set_result):
+        store it, then send it to every client.
+
+        What follows the commit runs in the commit's callback, so it happens
+        even when the HTTP request that asked for it has gone away.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def committed(seq: int) -> None:
+            self.uncommitted -= 1
+            self._logged(seq, len(update))
+            self.broadcast(sync_update(update))
+            if not done.done():
+                done.set_result(None)
+
+        if not self.commit.submit(self.id, update, committed):
             raise ConnectionError("changes cannot be saved right now")
         self.uncommitted += 1
-        try:
-            seq = await done
-        finally:
-            self.uncommitted -= 1
-        self._logged(seq, len(update))
-        self.broadcast(sync_update(update))
+        await done
 
     def _logged(self, seq: int, size: int) -> None:
         self.last_seq = seq
