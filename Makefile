@@ -2,7 +2,8 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: serve test install install-test lint bench web web-check
+.PHONY: serve test install install-test chromium lint bench web web-check
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 install:
 	$(PIP) install --quiet --disable-pip-version-check -e .
@@ -10,6 +11,12 @@ install:
 install-test:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	@test -x /usr/bin/chromium || $(MAKE) chromium
+
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+chromium:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 serve: install
 	opencode-live serve
