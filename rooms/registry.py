@@ -83,9 +83,6 @@ class RoomRegistry:
             for conn in room.connections:
                 room.notify(conn, level, code, text)
 
-    def connection_count(self) -> int:
-        return sum(len(room.connections) for room in self.rooms.values())
-
     async def join(self, room_id: str, conn: Connection) -> Room:
         """Put ``conn`` in the room, loading it first if needed; may raise JoinRefused."""
         room = await self._acquire(room_id, connection=True)

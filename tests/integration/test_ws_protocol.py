@@ -529,7 +529,21 @@ def test_console_script_and_procfile():
 
 async def test_heartbeat_pings_everyone_and_drops_the_silent(server_factory, session):
     server = server_factory("--heartbeat-seconds", "0.3")
-    alive = await connected(session, server, "beat")  # aiohttp answers pings by itself
+    # answers pings itself (autoping off), so the test can count them
+    alive = await session.ws_connect(f"{server.ws}/rooms/beat", autoping=False)
+    pings = 0
+
+    async def answer() -> None:
+        nonlocal pings
+        while True:
+            msg = await alive.receive()
+            if msg.type is aiohttp.WSMsgType.PING:
+                pings += 1
+                await alive.pong(msg.data)
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                return
+
+    answering = asyncio.create_task(answer())
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(
         b"GET /rooms/beat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -544,12 +558,15 @@ async def test_heartbeat_pings_everyone_and_drops_the_silent(server_factory, ses
             break
         data += part
     assert b"\x89\x00" in data  # it was pinged before being dropped
-    await asyncio.sleep(0.7)  # two more intervals: the answering client is kept
-    assert not alive.closed.is_set()
+    # the answering client is kept: it goes on being pinged for three more intervals
+    seen = pings
+    await eventually(lambda: pings >= seen + 3 or answering.done(), timeout=5)
+    assert not answering.done() and not alive.closed
     async with session.get(f"{server.http}/metrics") as resp:
         assert 'opencode_live_errors_total{kind="heartbeat_timeout"} 1.0' in await resp.text()
     writer.close()
     await alive.close()
+    await asyncio.wait_for(answering, 5)
 
 
 def _masked(payload: bytes) -> bytes:
