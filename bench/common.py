@@ -50,6 +50,18 @@ from crdt.awareness import encode_awareness_update  # noqa: E402
 from crdt.protocol import awareness_message, sync_step1, sync_step2  # noqa: E402
 
 REFERENCE_SERVER = BENCH / "node_modules" / "@y" / "websocket-server" / "src" / "server.js"
+#: Our server's per-socket rate limits (and per-user API allowance) are raised out
+#: of the way: the benchmarks measure throughput, e.g. one writer at 4,000 edits/s.
+OURS_LIMIT_ARGS = [
+    "--socket-messages-per-second",
+    "1000000000",
+    "--socket-message-burst",
+    "1000000000",
+    "--socket-bytes-per-second",
+    "1000000000000",
+    "--api-requests-per-hour",
+    "1000000000",
+]
 SERVERS = ("ours", "reference")
 #: Also accepted by --server: our server with its log in memory (persistence off).
 EXTRA_SERVERS = ("ours-memlog",)
@@ -134,8 +146,16 @@ class Server:
         if kind not in SERVERS + EXTRA_SERVERS:
             raise ValueError(f"unknown server {kind!r}")
         self.kind = kind
-        self.extra_args = list(extra_args) + (Server.ours_args if kind.startswith("ours") else [])
+        # later flags win: the benchmark's own, then --ours-args, override the raised limits
+        self.extra_args = (
+            [*OURS_LIMIT_ARGS, *extra_args, *Server.ours_args]
+            if kind.startswith("ours")
+            else list(extra_args)
+        )
         self.port = 0
+        #: What our server's clients present (a student's access token, signed with
+        #: the secret in its data folder); None for the reference server, which wants none.
+        self.token: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         #: Our server stores rooms: a scratch database on DATABASE_URL's server
         #: (dropped at stop), else an embedded Postgres in a scratch data folder.
@@ -177,6 +197,7 @@ class Server:
             # a scratch data folder: the auth secret (and any embedded Postgres) stay in it
             self._data_dir = tempfile.TemporaryDirectory(prefix="bench-data-")
             cmd += ["--data-dir", self._data_dir.name]
+            self.token = mint_token(Path(self._data_dir.name))
         if self.kind == "ours":
             admin = os.environ.get("DATABASE_URL")
             if admin:
@@ -264,6 +285,25 @@ class Server:
                 os.unlink(self._log.name)
         else:
             print(f"({self.kind} server log kept in {self._log.name})", file=sys.stderr)
+
+
+def mint_token(data_dir: Path) -> str:
+    """A student's access token for the server whose data folder this is.
+
+    The secret file is made here, before the server starts (it then uses it).
+    All of a benchmark's clients are this one person, who owns the rooms they open.
+    """
+    from server.tokens import TokenVerifier, load_or_create_secret
+
+    verifier = TokenVerifier(
+        secret=load_or_create_secret(data_dir), issuer="opencode-live", audience="opencode-live"
+    )
+    return verifier.mint(name="Bench", role="student", user_id="bench", ttl_seconds=24 * 3600)
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """Headers for our server's HTTP API (none for the reference server)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 class Meter:
@@ -571,14 +611,22 @@ class WSClient(asyncio.Protocol):
 
 
 async def open_ws(
-    factory: Callable[[], WSClient], port: int, path: str, timeout: float = 30.0
+    factory: Callable[[], WSClient],
+    port: int,
+    path: str,
+    timeout: float = 30.0,
+    *,
+    token: str | None = None,
 ) -> WSClient:
+    """Open a socket; with ``token`` (our server's ``Server.token``) it signs in with it."""
     loop = asyncio.get_running_loop()
     proto = factory()
     key = "dGhlIHNhbXBsZSBub25jZQ=="
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
     proto._request = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Connection: Upgrade\r\n{auth}Sec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
     await asyncio.wait_for(loop.create_connection(lambda: proto, "127.0.0.1", port), timeout)
     await asyncio.wait_for(asyncio.shield(proto.opened), timeout)
@@ -697,6 +745,8 @@ async def connect_many(
     paths: list[str],
     concurrency: int = 64,
     timeout: float = 60.0,
+    *,
+    token: str | None = None,
 ) -> tuple[list[WSClient], list[str]]:
     """Open many sockets, ``concurrency`` handshakes at a time; returns (clients, errors)."""
     sem = asyncio.Semaphore(concurrency)
@@ -706,7 +756,7 @@ async def connect_many(
     async def one(i: int) -> None:
         async with sem:
             try:
-                clients[i] = await open_ws(factories[i], port, paths[i], timeout)
+                clients[i] = await open_ws(factories[i], port, paths[i], timeout, token=token)
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
 

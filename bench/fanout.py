@@ -89,11 +89,16 @@ async def phase(srv: Server, subs: int, rate: int, duration: float) -> dict:
         (lambda: Peer(sink, counter, awareness=awareness_state(new_client_id(), "sub")))
         for _ in range(subs)
     ]
-    peers, errors = await connect_many(factories, srv.port, [path] * subs, concurrency=50)
+    peers, errors = await connect_many(
+        factories, srv.port, [path] * subs, concurrency=50, token=srv.token
+    )
     synced, sync_errors = await wait_synced(peers, 20)  # type: ignore[arg-type]
     errors += sync_errors
     writer = await open_ws(
-        lambda: Peer(awareness=awareness_state(new_client_id(), "writer")), srv.port, path
+        lambda: Peer(awareness=awareness_state(new_client_id(), "writer")),
+        srv.port,
+        path,
+        token=srv.token,
     )
     await asyncio.wait_for(writer.synced, 10)  # type: ignore[attr-defined]
     tw = TextWriter()

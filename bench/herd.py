@@ -54,6 +54,7 @@ async def one_round(srv: Server, n: int, bound: float, room: str) -> dict:
                 srv.port,
                 path,
                 timeout=bound,
+                token=srv.token,
             )  # type: ignore[assignment]
             peers.append(peer)
             await asyncio.wait_for(
@@ -100,7 +101,7 @@ async def bench_server(kind: str, n: int, bound: float, rounds: int, wait: float
     wait_quiet(max_wait=wait)
     out = []
     with Server(kind) as srv:
-        warm: Peer = await open_ws(Peer, srv.port, "/rooms/warmup")  # type: ignore[assignment]
+        warm: Peer = await open_ws(Peer, srv.port, "/rooms/warmup", token=srv.token)  # type: ignore[assignment]
         await asyncio.wait_for(warm.synced, 10)
         await close_all([warm])
         for r in range(rounds):

@@ -59,6 +59,7 @@ async def bench_server(kind: str, connections: int, rooms: int, idle: float, wai
             lambda: Peer(awareness=awareness_state(new_client_id(), "warm")),
             srv.port,
             "/rooms/warmup",
+            token=srv.token,
         )  # type: ignore[assignment]
         await asyncio.wait_for(warm.synced, 10)
         await close_all([warm])
@@ -70,7 +71,9 @@ async def bench_server(kind: str, connections: int, rooms: int, idle: float, wai
         ]
         paths = [f"/rooms/idle-{i % rooms}" for i in range(connections)]
         meter = Meter(srv)
-        clients, errors = await connect_many(factories, srv.port, paths, concurrency=100)
+        clients, errors = await connect_many(
+            factories, srv.port, paths, concurrency=100, token=srv.token
+        )
         synced, sync_errors = await wait_synced(clients, 60)  # type: ignore[arg-type]
         errors += sync_errors
         connect_seconds = time.monotonic() - meter.t0

@@ -26,6 +26,7 @@ from common import (
     Peer,
     Results,
     Server,
+    auth_headers,
     base_parser,
     close_all,
     open_ws,
@@ -80,9 +81,11 @@ class Joiner(DocPeer):
         super().on_step2(payload, now)
 
 
-async def join_once(port: int, path: str, expected: str) -> tuple[float, int, bool]:
+async def join_once(
+    port: int, path: str, expected: str, token: str | None
+) -> tuple[float, int, bool]:
     t0 = time.perf_counter()
-    peer: Joiner = await open_ws(Joiner, port, path)  # type: ignore[assignment]
+    peer: Joiner = await open_ws(Joiner, port, path, token=token)  # type: ignore[assignment]
     await asyncio.wait_for(peer.synced, 30)
     ok = str(peer.text) == expected
     elapsed = time.perf_counter() - t0
@@ -90,16 +93,18 @@ async def join_once(port: int, path: str, expected: str) -> tuple[float, int, bo
     return elapsed, peer.step2_bytes, ok
 
 
-async def wait_unloaded(port: int, room: str, bound: float = 10.0) -> None:
+async def wait_unloaded(port: int, room: str, token: str | None, bound: float = 10.0) -> None:
     """Until our server no longer holds ``room`` in memory (its HTTP API says so)."""
     import aiohttp
 
     deadline = time.monotonic() + bound
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=auth_headers(token)) as session:
         while time.monotonic() < deadline:
             async with session.get(f"http://127.0.0.1:{port}/api/rooms") as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"GET /api/rooms: {resp.status} {await resp.text()}")
                 rooms = (await resp.json())["rooms"]
-            if all(r["id"] != room for r in rooms):
+            if not any(r["id"] == room and r["loaded"] for r in rooms):
                 return
             await asyncio.sleep(0.005)
     raise RuntimeError(f"room {room} still loaded after {bound}s")
@@ -115,7 +120,7 @@ async def bench_server(kind: str, edits: int, joins: int, wait: float) -> dict:
     extra = ["--unload-grace-seconds", "0"] if kind == "ours" else []
     with Server(kind, extra) as srv:
         path = "/rooms/big-join"
-        builder: Peer = await open_ws(Peer, srv.port, path)  # type: ignore[assignment]
+        builder: Peer = await open_ws(Peer, srv.port, path, token=srv.token)  # type: ignore[assignment]
         await asyncio.wait_for(builder.synced, 10)
         t_load = time.perf_counter()
         sent = 0
@@ -132,12 +137,12 @@ async def bench_server(kind: str, edits: int, joins: int, wait: float) -> dict:
         load_seconds = time.perf_counter() - t_load
         await asyncio.sleep(0.5)
         rss = srv.rss_kib()
-        first, step2_bytes, first_ok = await join_once(srv.port, path, expected)
+        first, step2_bytes, first_ok = await join_once(srv.port, path, expected, srv.token)
         times: list[float] = []
         oks = [first_ok]
         meter = Meter(srv)
         for _ in range(joins):
-            elapsed, _, ok = await join_once(srv.port, path, expected)
+            elapsed, _, ok = await join_once(srv.port, path, expected, srv.token)
             times.append(elapsed)
             oks.append(ok)
         meter.stop()
@@ -147,8 +152,8 @@ async def bench_server(kind: str, edits: int, joins: int, wait: float) -> dict:
         if kind == "ours":
             # Cold joins: the room is not in memory and loads from Postgres.
             for _ in range(joins):
-                await wait_unloaded(srv.port, "big-join")
-                elapsed, _, ok = await join_once(srv.port, path, expected)
+                await wait_unloaded(srv.port, "big-join", srv.token)
+                elapsed, _, ok = await join_once(srv.port, path, expected, srv.token)
                 cold.append(elapsed)
                 oks.append(ok)
             cold.sort()

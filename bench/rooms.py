@@ -90,7 +90,9 @@ async def bench_server(
         factories = [(lambda i=i: Editor(sink, counter, f"user-{i}")) for i in range(n)]
         paths = [f"/rooms/small-{i // per_room}" for i in range(n)]
         t_conn = time.monotonic()
-        clients, errors = await connect_many(factories, srv.port, paths, concurrency=64)
+        clients, errors = await connect_many(
+            factories, srv.port, paths, concurrency=64, token=srv.token
+        )
         synced, sync_errors = await wait_synced(clients, 60)  # type: ignore[arg-type]
         errors += sync_errors
         connect_seconds = time.monotonic() - t_conn

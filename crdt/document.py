@@ -48,6 +48,17 @@ class RoomDocument:
         except BaseException as exc:
             raise ProtocolError(f"invalid Yjs update: {exc}") from exc
 
+    def adds_content(self, update: bytes) -> bool:
+        """Whether ``update`` carries insertions the document does not have yet.
+
+        A sync step 2 always repeats the sender's whole delete set, so a
+        reconnecting reader's answer is not empty even when it changes nothing;
+        this tells such an answer from one that would really add text.
+        """
+        ours = decode_state_vector(self.doc.get_state())
+        theirs = decode_state_vector(get_state(update))
+        return any(clock > ours.get(client, 0) for client, clock in theirs.items())
+
     def apply_update(self, update: bytes) -> None:
         """Apply a client's update; a malformed one raises and changes nothing."""
         if update == protocol.EMPTY_UPDATE:
@@ -154,6 +165,12 @@ class RoomDocument:
             return None
         self.version += 1
         return update
+
+
+def decode_state_vector(state: bytes) -> dict[int, int]:
+    """A Yjs state vector (count, then client and clock pairs) as a mapping."""
+    reader = protocol.Reader(state)
+    return {reader.var_uint(): reader.var_uint() for _ in range(reader.var_uint())}
 
 
 def files_of(state: bytes) -> dict[str, str]:

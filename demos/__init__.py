@@ -1,1 +1,5 @@
-"""Demos: formats, recording and the playback clock (issue 7; nothing here yet)."""
+"""Demos: the playback clock now; formats and recording follow (issue 7)."""
+
+from .playback import IDLE, PlaybackError, PlaybackState, apply
+
+__all__ = ["IDLE", "PlaybackError", "PlaybackState", "apply"]

@@ -1,5 +1,20 @@
 """Rooms: registry and lifecycle, connections, awareness and fan-out."""
 
+from .access import (
+    GLOBAL_ROLES,
+    MEMBER_ROLES,
+    STAFF_ROLES,
+    VISIBILITIES,
+    Person,
+    RoomAccess,
+    RoomRole,
+    can_control_demo,
+    can_edit,
+    can_manage,
+    can_run,
+    refusal,
+    room_role,
+)
 from .closecodes import CloseCode
 from .commit import GroupCommit, UpdateLog
 from .connection import Connection
@@ -8,13 +23,26 @@ from .registry import JoinRefused, RoomRegistry, RoomStore
 from .room import Room
 
 __all__ = [
+    "GLOBAL_ROLES",
+    "MEMBER_ROLES",
+    "STAFF_ROLES",
+    "VISIBILITIES",
     "CloseCode",
     "Connection",
     "GroupCommit",
     "JoinRefused",
+    "Person",
     "Room",
+    "RoomAccess",
     "RoomLimits",
     "RoomRegistry",
+    "RoomRole",
     "RoomStore",
     "UpdateLog",
+    "can_control_demo",
+    "can_edit",
+    "can_manage",
+    "can_run",
+    "refusal",
+    "room_role",
 ]

@@ -23,3 +23,9 @@ class CloseCode(IntEnum):
     #: A malformed frame: bad varint, unknown message type, invalid update or
     #: awareness state. Permanent: the same client would send it again.
     MALFORMED = 4400
+    #: The token expired during the session: sign in again, then reconnect.
+    TOKEN_EXPIRED = 4401
+    #: The person's access to the room was withdrawn while connected.
+    ACCESS_REVOKED = 4403
+    #: Over the per-connection message or byte rate.
+    RATE_LIMITED = 4429

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,7 +34,9 @@ OnCommit = Callable[[int], None]
 class UpdateLog(Protocol):
     """What group commit needs of the store (``store.Store`` provides it)."""
 
-    def append_updates(self, batch: list[tuple[str, bytes]]) -> Awaitable[list[int]]: ...
+    def append_updates(
+        self, batch: list[tuple[str, bytes]], authors: list[uuid.UUID | None] | None = None
+    ) -> Awaitable[list[int]]: ...
 
 
 @dataclass(slots=True)
@@ -41,6 +44,7 @@ class _Entry:
     room_id: str
     update: bytes
     on_commit: OnCommit
+    author: uuid.UUID | None
 
 
 class GroupCommit:
@@ -73,8 +77,14 @@ class GroupCommit:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def submit(self, room_id: str, update: bytes, on_commit: OnCommit) -> bool:
-        """Queue an update; ``on_commit(seq)`` runs once it is durable.
+    def submit(
+        self,
+        room_id: str,
+        update: bytes,
+        on_commit: OnCommit,
+        author: uuid.UUID | None = None,
+    ) -> bool:
+        """Queue an update by ``author``; ``on_commit(seq)`` runs once it is durable.
 
         False when the queue is full (the database has been away too long):
         the caller refuses the update instead of growing memory without end.
@@ -82,7 +92,7 @@ class GroupCommit:
         if self._queued_bytes + len(update) > self._max_queued_bytes:
             metrics.ERRORS.labels(kind="commit_queue_full").inc()
             return False
-        self._queue.append(_Entry(room_id, update, on_commit))
+        self._queue.append(_Entry(room_id, update, on_commit, author))
         self._queued_bytes += len(update)
         self._idle.clear()
         self._wakeup.set()
@@ -121,7 +131,9 @@ class GroupCommit:
             batch = self._take_batch()
             started = time.perf_counter()
             try:
-                seqs = await self._store.append_updates([(e.room_id, e.update) for e in batch])
+                seqs = await self._store.append_updates(
+                    [(e.room_id, e.update) for e in batch], authors=[e.author for e in batch]
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # StoreUnavailable, or a bug of ours: retry, never drop

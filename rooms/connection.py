@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from . import metrics
+from .access import Person, RoomRole
 from .closecodes import CloseCode
 from .framing import binary_frame
 
@@ -36,6 +37,8 @@ class Connection:
         "id",
         "last_seen",
         "name",
+        "person",
+        "role",
         "send_queue_bytes",
         "transport",
     )
@@ -46,6 +49,8 @@ class Connection:
         closer: Closer,
         *,
         send_queue_bytes: int,
+        person: Person,
+        role: RoomRole,
         extension: bool = False,
         name: str | None = None,
     ) -> None:
@@ -55,6 +60,9 @@ class Connection:
         self.send_queue_bytes = send_queue_bytes
         self.extension = extension
         self.name = name
+        #: Who is connected, and their role in the room (re-checked when it changes).
+        self.person = person
+        self.role = role
         #: Awareness client ids this connection announced; removed when it leaves.
         self.controlled: set[int] = set()
         self.closing = False

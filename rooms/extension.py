@@ -25,7 +25,16 @@ class Ping(msgspec.Struct, tag="ping", tag_field="type"):
     client_time: float = 0.0
 
 
-ClientMessage = ClientHello | Ping
+class DemoControl(msgspec.Struct, tag="demo", tag_field="type"):
+    """A presenter's playback command: load, play, pause, seek or rate."""
+
+    action: str
+    demo: str | None = None
+    position: float | None = None
+    rate: float | None = None
+
+
+ClientMessage = ClientHello | Ping | DemoControl
 
 
 class ServerHello(msgspec.Struct, tag="hello", tag_field="type"):
@@ -35,6 +44,19 @@ class ServerHello(msgspec.Struct, tag="hello", tag_field="type"):
     connections: int
     document_version: int
     max_message_bytes: int
+    #: Who the server thinks this is, and what they may do in the room.
+    user: str = ""
+    name: str = ""
+    user_role: str = ""
+    role: str = ""
+    can_edit: bool = False
+
+
+class Access(msgspec.Struct, tag="access", tag_field="type"):
+    """The person's room role changed while connected."""
+
+    role: str
+    can_edit: bool
 
 
 class Pong(msgspec.Struct, tag="pong", tag_field="type"):
@@ -49,7 +71,18 @@ class Notice(msgspec.Struct, tag="notice", tag_field="type"):
     text: str
 
 
-ServerMessage = ServerHello | Pong | Notice
+class DemoState(msgspec.Struct, tag="demo.state", tag_field="type"):
+    """The room's playback state; ``at`` is the server time (ms) it takes effect."""
+
+    demo: str | None
+    position: float
+    playing: bool
+    rate: float
+    at: float
+    by: str = ""
+
+
+ServerMessage = ServerHello | Access | Pong | Notice | DemoState
 
 _decoder = msgspec.msgpack.Decoder(ClientMessage)
 _encoder = msgspec.msgpack.Encoder()

@@ -38,3 +38,14 @@ COMMIT_BATCH = Histogram(
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
 )
 COMPACTIONS = Counter("opencode_live_compactions_total", "Room logs folded into a snapshot")
+REFUSED_UPGRADES = Counter(
+    "opencode_live_refused_upgrades_total",
+    "Room sockets turned away before the upgrade (token or room access)",
+    ["status"],
+)
+REFUSED_EDITS = Counter(
+    "opencode_live_refused_edits_total", "Updates refused because the sender may not edit"
+)
+RATE_LIMITED = Counter(
+    "opencode_live_rate_limited_total", "Requests or sockets over a rate limit", ["limit"]
+)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable
 from functools import partial
 from typing import Protocol
 
+import demos
 from crdt import (
     AwarenessTable,
     Message,
@@ -24,12 +26,14 @@ from crdt import (
     awareness_message,
     decode_awareness_update,
     parse_frame,
+    permission_denied,
     room_message,
     step2_as_update,
     sync_update,
 )
 
 from . import extension, metrics
+from .access import RoomRole, a_or_an, can_control_demo, can_edit
 from .closecodes import CloseCode
 from .commit import GroupCommit
 from .connection import Connection
@@ -76,6 +80,9 @@ class Room:
         #: Connections that asked to join while the room was loading.
         self.joining = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The demo everyone in the room follows (``demos.playback``).
+        self.playback = demos.IDLE
+        self._playback_by = ""
         # A big document's sync is cut into pieces that leave room in the send
         # queue for live traffic (see Connection.send_paced).
         self._sync_piece_bytes = min(limits.max_message_bytes, limits.send_queue_bytes // 4)
@@ -127,12 +134,15 @@ class Room:
             if update == EMPTY_UPDATE:
                 return
             self.document.check_update(update)
+            if not can_edit(conn.role):
+                self._refuse_edit(conn, kind, update)
+                return
             raw = message.raw if kind is MessageKind.SYNC_UPDATE else step2_as_update(message)
             # The author sees its own echo at once; everyone else once it is durable.
             frame = binary_frame(raw)
             conn.send_frame(frame)
             after = partial(self._committed, update, frame, conn, received)
-            if self.commit.submit(self.id, update, after):
+            if self.commit.submit(self.id, update, after, conn.person.user_id):
                 self.uncommitted += 1
             else:
                 conn.close(CloseCode.TRY_AGAIN_LATER, "changes cannot be saved right now")
@@ -152,6 +162,34 @@ class Room:
         elif kind is MessageKind.ROOM:
             self._room_message(conn, message.payload)
         # MessageKind.AUTH from a client means nothing to the server: ignored.
+
+    def _refuse_edit(self, conn: Connection, kind: MessageKind, update: bytes) -> None:
+        """A change from someone who may only watch: not applied, not stored, and said so.
+
+        A reader's client answers the server's sync step 1 with its whole delete
+        set, which changes nothing; only an answer that adds content, or an
+        update, is an attempt to edit worth telling about.
+        """
+        if kind is MessageKind.SYNC_STEP2 and not self.document.adds_content(update):
+            return
+        metrics.REFUSED_EDITS.inc()
+        reason = f"you are {conn.role.with_article} in room {self.id}: your changes are not saved"
+        conn.send(permission_denied(reason))
+        self.notify(conn, "error", "permission-denied", reason)
+
+    def set_role(self, user_id: object, role: RoomRole) -> None:
+        """A person's role changed: their connections get it, or leave if it is NONE."""
+        for conn in list(self.connections):
+            if conn.person.user_id != user_id or conn.role == role:
+                continue
+            if role is RoomRole.NONE:
+                conn.close(CloseCode.ACCESS_REVOKED, "your access to this room was withdrawn")
+                continue
+            conn.role = role
+            if conn.extension:
+                self._send_room(conn, extension.Access(role=role.label, can_edit=can_edit(role)))
+            text = f"you are now {role.with_article} in this room"
+            self.notify(conn, "info", "role-changed", text)
 
     def _send_answer(self, conn: Connection, answer: list[bytes]) -> None:
         if len(answer) == 1:
@@ -196,7 +234,7 @@ class Room:
         metrics.BYTES_OUT.inc(sent * len(frame))
         metrics.FANOUT_SECONDS.observe(time.perf_counter() - received)
 
-    async def write(self, update: bytes) -> None:
+    async def write(self, update: bytes, author: uuid.UUID | None = None) -> None:
         """An update made on the server (HTTP API), already in the document:
         store it, then send it to every client.
 
@@ -212,7 +250,7 @@ class Room:
             if not done.done():
                 done.set_result(None)
 
-        if not self.commit.submit(self.id, update, committed):
+        if not self.commit.submit(self.id, update, committed, author):
             raise ConnectionError("changes cannot be saved right now")
         self.uncommitted += 1
         await done
@@ -279,6 +317,49 @@ class Room:
                     id=msg.id, client_time=msg.client_time, server_time=extension.server_time_ms()
                 ),
             )
+        elif isinstance(msg, extension.DemoControl):
+            self._demo_control(conn, msg)
+
+    def _demo_control(self, conn: Connection, msg: extension.DemoControl) -> None:
+        """A presenter's command; everyone else is refused, whatever their page shows."""
+        if not can_control_demo(conn.person, conn.role):
+            who = a_or_an(conn.person.role.replace("_", " "))
+            self.notify(
+                conn,
+                "error",
+                "permission-denied",
+                "controlling a demo needs an instructor or teaching assistant who can edit "
+                f"this room; you are {who} and {conn.role.with_article} here",
+            )
+            return
+        try:
+            self.playback = demos.apply(
+                self.playback,
+                msg.action,
+                extension.server_time_ms(),
+                demo=msg.demo,
+                position=msg.position,
+                rate=msg.rate,
+            )
+        except demos.PlaybackError as exc:
+            self.notify(conn, "error", "bad-demo-command", str(exc))
+            return
+        self._playback_by = conn.person.name
+        frame = binary_frame(room_message(extension.encode_server(self._demo_state())))
+        for peer in self.connections:
+            if peer.extension:
+                peer.send_frame(frame)
+
+    def _demo_state(self) -> extension.DemoState:
+        state = self.playback
+        return extension.DemoState(
+            demo=state.demo,
+            position=state.position,
+            playing=state.playing,
+            rate=state.rate,
+            at=state.at,
+            by=self._playback_by,
+        )
 
     def _send_hello(self, conn: Connection) -> None:
         hello = extension.ServerHello(
@@ -288,8 +369,15 @@ class Room:
             connections=len(self.connections),
             document_version=self.document.version,
             max_message_bytes=self.limits.max_message_bytes,
+            user=str(conn.person.user_id),
+            name=conn.person.name,
+            user_role=conn.person.role,
+            role=conn.role.label,
+            can_edit=can_edit(conn.role),
         )
         self._send_room(conn, hello)
+        if self.playback.demo is not None:  # a late joiner lands where everyone is
+            self._send_room(conn, self._demo_state())
 
     def _send_room(self, conn: Connection, message: extension.ServerMessage) -> None:
         conn.send(room_message(extension.encode_server(message)))

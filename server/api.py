@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rooms import JoinRefused, RoomRegistry
+from rooms import JoinRefused, RoomRegistry, RoomRole
 
+from .apiauth import IDENTITY, allowed_room
 from .errors import json_error, too_large
 from .keys import REGISTRY, SETTINGS
-from .ws import check_room_id
 
 MAX_PATH_LENGTH = 1024
 
@@ -33,30 +33,8 @@ def check_path(path: str) -> None:
         raise json_error(web.HTTPBadRequest, f"invalid file path {path!r}: {problem}")
 
 
-async def list_rooms(request: web.Request) -> web.Response:
-    registry: RoomRegistry = request.app[REGISTRY]
-    rooms = [
-        {
-            "id": room.id,
-            "connections": len(room.connections),
-            "document_version": room.document.version,
-            "created": room.created,
-        }
-        for room in registry.rooms.values()
-        if room.loaded.done() and not room.loaded.exception()
-    ]
-    rooms.sort(key=lambda r: (-r["connections"], r["id"]))
-    return web.json_response({"rooms": rooms})
-
-
-def _room_id(request: web.Request) -> str:
-    room_id = request.match_info["room_id"]
-    check_room_id(room_id)
-    return room_id
-
-
 async def get_files(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = await allowed_room(request, RoomRole.VIEWER, doing="reading files")
     registry: RoomRegistry = request.app[REGISTRY]
     try:
         async with registry.hold(room_id) as room:
@@ -67,7 +45,7 @@ async def get_files(request: web.Request) -> web.Response:
 
 
 async def get_file(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = await allowed_room(request, RoomRole.VIEWER, doing="reading files")
     path = request.match_info["path"]
     check_path(path)
     registry: RoomRegistry = request.app[REGISTRY]
@@ -82,7 +60,7 @@ async def get_file(request: web.Request) -> web.Response:
 
 
 async def put_file(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = await allowed_room(request, RoomRole.EDITOR, doing="writing files")
     path = request.match_info["path"]
     check_path(path)
     limit = request.app[SETTINGS].max_message_bytes
@@ -101,7 +79,7 @@ async def put_file(request: web.Request) -> web.Response:
             created = room.document.read_file(path) is None
             update = room.document.put_file(path, content)
             if update is not None:
-                await room.write(update)
+                await room.write(update, request[IDENTITY].user_uuid)
     except JoinRefused as refused:
         raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
     except ConnectionError as exc:
@@ -113,7 +91,7 @@ async def put_file(request: web.Request) -> web.Response:
 
 
 async def delete_file(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = await allowed_room(request, RoomRole.EDITOR, doing="deleting files")
     path = request.match_info["path"]
     check_path(path)
     registry: RoomRegistry = request.app[REGISTRY]
@@ -121,7 +99,7 @@ async def delete_file(request: web.Request) -> web.Response:
         async with registry.hold(room_id) as room:
             update = room.document.delete_file(path)
             if update is not None:
-                await room.write(update)
+                await room.write(update, request[IDENTITY].user_uuid)
     except JoinRefused as refused:
         raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
     except ConnectionError as exc:

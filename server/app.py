@@ -12,10 +12,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rooms import CloseCode, GroupCommit, RoomRegistry
 from store import EmbeddedPostgres, Store
 
-from . import api, heartbeat, pages, signin, versions, ws
+from . import api, heartbeat, pages, roomsapi, signin, versions, ws
+from .apiauth import api_auth
+from .auth import Gate
 from .config import Settings
 from .frontdoor import FrontDoor
-from .keys import REGISTRY, SETTINGS, SOCKETS, STORE, VERIFIER
+from .keys import API_LIMIT, GATE, REGISTRY, RUN_LIMIT, SETTINGS, SOCKETS, STORE, VERIFIER
+from .ratelimit import HourlyLimit
 from .roomsocket import RoomSockets
 
 log = logging.getLogger("opencode_live.server")
@@ -72,10 +75,15 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     owned = store is None
     if store is None:
         store, embedded = await open_store(settings)
-    app = web.Application(client_max_size=settings.max_message_bytes + 1024)
+    app = web.Application(
+        client_max_size=settings.max_message_bytes + 1024, middlewares=[api_auth]
+    )
     app[SETTINGS] = settings
     app[STORE] = store
-    app[VERIFIER] = settings.token_verifier()
+    app[VERIFIER] = verifier = settings.token_verifier()
+    app[GATE] = Gate(verifier, store)
+    app[API_LIMIT] = HourlyLimit(settings.api_requests_per_hour)
+    app[RUN_LIMIT] = HourlyLimit(settings.runs_per_hour)
     limits = settings.room_limits()
     registry: RoomRegistry | None = None
 
@@ -99,6 +107,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         registry,
         max_message_bytes=settings.max_message_bytes,
         send_queue_bytes=settings.send_queue_bytes,
+        rates=settings.socket_rates(),
     )
     app[SOCKETS] = sockets
     signin.add_routes(app)
@@ -106,7 +115,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/rooms/{room_id}", ws.room_socket)
-    app.router.add_get("/api/rooms", api.list_rooms)
+    roomsapi.add_routes(app)
     app.router.add_get("/api/rooms/{room_id}/files", api.get_files)
     app.router.add_get("/api/rooms/{room_id}/files/{path:.+}", api.get_file)
     app.router.add_put("/api/rooms/{room_id}/files/{path:.+}", api.put_file)
@@ -168,9 +177,10 @@ async def start_site(runner: web.AppRunner, host: str, port: int) -> asyncio.Ser
     """Listen with the front door: room sockets to RoomSocket, the rest to aiohttp."""
     app = runner.app
     sockets = app[SOCKETS]
+    admit = app[GATE].admit
     http = runner.server
     assert http is not None, "runner.setup() first"
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: FrontDoor(http, sockets), host, port, reuse_address=True
+        lambda: FrontDoor(http, sockets, admit), host, port, reuse_address=True
     )

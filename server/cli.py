@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--role", default="student", choices=ROLES)
     token.add_argument("--cohort", default=None, help="cohort (class) the person belongs to")
     token.add_argument("--user-id", default=None, help="stable user id (default: a new UUID)")
+    token.add_argument("--room", default=None, help="limit the token to this room")
     token.add_argument("--hours", type=float, default=12.0, help="validity in hours")
     token.add_argument(
         "--signin-url",
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 role=args.role,
                 cohort=args.cohort,
                 user_id=args.user_id,
+                room=args.room,
                 ttl_seconds=int(args.hours * 3600),
                 purpose="signin" if args.signin_url else "access",
             )

@@ -17,6 +17,7 @@ from typing import Any
 
 from rooms import RoomLimits
 
+from .ratelimit import SocketRates
 from .tokens import TokenVerifier, load_or_create_secret
 
 MiB = 1024 * 1024
@@ -111,15 +112,61 @@ class Settings:
     )
     auth_issuer: str = _setting("opencode-live", "OPENCODE_LIVE_AUTH_ISSUER", "expected iss")
     auth_audience: str = _setting("opencode-live", "OPENCODE_LIVE_AUTH_AUDIENCE", "expected aud")
+    auth_leeway_seconds: float = _setting(
+        30.0,
+        "OPENCODE_LIVE_AUTH_LEEWAY_SECONDS",
+        "clock skew tolerated on a token's times; a room socket closes (4401) this long "
+        "after its token's exp",
+    )
+    api_requests_per_hour: int = _setting(
+        1000,
+        "OPENCODE_LIVE_API_REQUESTS_PER_HOUR",
+        "HTTP API requests one user may make per hour (then 429 with Retry-After)",
+    )
+    runs_per_hour: int = _setting(
+        50, "OPENCODE_LIVE_RUNS_PER_HOUR", "code runs one user may start per hour (then 429)"
+    )
+    socket_messages_per_second: float = _setting(
+        100.0,
+        "OPENCODE_LIVE_SOCKET_MESSAGES_PER_SECOND",
+        "messages per second one room socket may send on average (over it: closed with 4429)",
+    )
+    socket_message_burst: int = _setting(
+        1000,
+        "OPENCODE_LIVE_SOCKET_MESSAGE_BURST",
+        "messages a room socket may send at once above that average",
+    )
+    socket_bytes_per_second: int = _setting(
+        4 * MiB,
+        "OPENCODE_LIVE_SOCKET_BYTES_PER_SECOND",
+        "bytes per second one room socket may send on average; a burst of twice "
+        "max-message-bytes is allowed (over it: closed with 4429)",
+    )
 
     def token_verifier(self) -> TokenVerifier:
         """The verifier of the configured mode (the secret file is created if needed)."""
         if self.auth_jwks_url:
             return TokenVerifier(
-                jwks_url=self.auth_jwks_url, issuer=self.auth_issuer, audience=self.auth_audience
+                jwks_url=self.auth_jwks_url,
+                issuer=self.auth_issuer,
+                audience=self.auth_audience,
+                leeway_seconds=self.auth_leeway_seconds,
             )
         secret = self.auth_secret or load_or_create_secret(self.resolved_data_dir())
-        return TokenVerifier(secret=secret, issuer=self.auth_issuer, audience=self.auth_audience)
+        return TokenVerifier(
+            secret=secret,
+            issuer=self.auth_issuer,
+            audience=self.auth_audience,
+            leeway_seconds=self.auth_leeway_seconds,
+        )
+
+    def socket_rates(self) -> SocketRates:
+        return SocketRates(
+            messages_per_second=self.socket_messages_per_second,
+            message_burst=self.socket_message_burst,
+            bytes_per_second=self.socket_bytes_per_second,
+            byte_burst=max(2 * self.max_message_bytes, self.socket_bytes_per_second),
+        )
 
     def resolved_data_dir(self) -> Path:
         if self.data_dir:
@@ -149,6 +196,16 @@ class Settings:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range")
         self.room_limits()  # checks the limits against each other
+        if self.auth_leeway_seconds < 0:
+            raise ValueError("auth leeway seconds must be 0 or more")
+        if self.api_requests_per_hour < 1 or self.runs_per_hour < 1:
+            raise ValueError("hourly limits must allow at least one request")
+        if (
+            self.socket_messages_per_second <= 0
+            or self.socket_message_burst < 1
+            or self.socket_bytes_per_second <= 0
+        ):
+            raise ValueError("socket rate limits must be positive")
 
 
 def _flag(name: str) -> str:

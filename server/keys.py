@@ -7,7 +7,9 @@ from aiohttp import web
 from rooms import RoomRegistry
 from store import Store
 
+from .auth import Gate
 from .config import Settings
+from .ratelimit import HourlyLimit
 from .roomsocket import RoomSockets
 from .tokens import TokenVerifier
 
@@ -16,3 +18,6 @@ REGISTRY = web.AppKey("registry", RoomRegistry)
 SOCKETS = web.AppKey("sockets", RoomSockets)
 STORE = web.AppKey("store", Store)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
+GATE = web.AppKey("gate", Gate)
+API_LIMIT = web.AppKey("api_limit", HourlyLimit)
+RUN_LIMIT = web.AppKey("run_limit", HourlyLimit)

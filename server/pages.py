@@ -1,5 +1,10 @@
-"""The classroom page: ``/`` (live rooms, new room, open a room), ``/r/<room-id>`` (the room)
+"""The classroom page: ``/`` (your rooms, new room, open a room), ``/r/<room-id>`` (the room)
 and the built web bundle under ``/static/`` (from the installed ``web/dist``).
+
+The pages themselves need no session: the bundle asks ``/api/me`` who is signed in and
+shows the sign-in screen (``GATE_HTML``) instead of the page when nobody is, before it
+opens any socket. What a person may do is decided by the server on every request and
+message; the page only hides or disables what their role does not allow.
 
 Everything the page needs comes from this origin: no CDN, no external fonts. The
 bundle's files are read once at start-up; their URLs carry a content hash, so they
@@ -134,7 +139,9 @@ class Pages:
 
     async def index(self, request: web.Request) -> web.Response:
         _not_a_socket(request)
-        return self._page("opencode-live: rooms", 'data-page="index"', INDEX_HTML)
+        # A readable id for the new-room form, editable before the room is created.
+        content = INDEX_HTML.replace("{me}", ME_HTML).replace("{new_id}", new_room_id())
+        return self._page("opencode-live: rooms", 'data-page="index"', GATE_HTML + content)
 
     async def new_room(self, request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/r/{new_room_id()}", headers={"Cache-Control": "no-store"})
@@ -155,7 +162,7 @@ class Pages:
         return self._page(
             f"{room_id} · opencode-live",
             f'data-page="room" data-room="{room}"',
-            ROOM_HTML.replace("{room}", room),
+            GATE_HTML + ROOM_HTML.replace("{me}", ME_HTML).replace("{room}", room),
         )
 
     def _bad_room(self, room_id: str) -> web.Response:
@@ -212,13 +219,54 @@ def add_routes(app: web.Application, folder: Path | None = None) -> None:
     app.router.add_get("/static/{name}", pages.static)
 
 
-INDEX_HTML = """<main class="home">
+#: Shown instead of the page when nobody is signed in (or the session expired), or when
+#: the room cannot be entered. The bundle fills in the reason; nothing here needs a session.
+GATE_HTML = """<main class="gate" id="gate" hidden>
+<section class="card gate-card" id="signin" aria-labelledby="signin-title" hidden>
+<h1 id="signin-title">Sign in to opencode-live</h1>
+<p class="gate-reason" id="signin-reason" role="alert">You are not signed in.</p>
+<p>Open the <strong>sign-in link</strong> your instructor gave you (it looks like
+<code><span class="here-origin">http://HOST</span>/signin?token=…</code>). It signs you in on
+this browser for 12 hours. Each link works once: ask for a new one if yours was used already.
+Then come back to this page.</p>
+<h2>Instructors</h2>
+<p>When the server starts it prints a sign-in link for an instructor in its log (the
+<code>"sign-in link for an instructor"</code> line). To make links for yourself or a class,
+run on the server:</p>
+<pre class="signin-command"><code>opencode-live token --role instructor --name "Your Name" \\
+  --signin-url <span class="here-origin">http://HOST</span>/</code></pre>
+<p>(<code>--role student --cohort 2026-a</code> for a student of a cohort).</p>
+</section>
+<section class="card gate-card" id="problem" aria-labelledby="problem-title" hidden>
+<h1 id="problem-title">This room cannot be opened</h1>
+<p class="gate-reason" id="problem-text" role="alert"></p>
+<p><a class="btn primary" href="/">All rooms</a></p>
+</section>
+</main>
+<p class="checking" id="checking" role="status">Checking your sign-in…</p>"""
+
+#: The signed-in person, in every page's header (inside #app: shown once /api/me answers),
+#: and a plain form to sign out (POST /signout clears the HttpOnly cookie).
+ME_HTML = """<span class="me" id="me" hidden><span class="me-name" id="me-name"></span>
+<span class="badge" id="me-role"></span>
+<span class="badge subtle" id="me-cohort" hidden></span></span>
+<form class="signout-form" method="post" action="/signout">
+<button class="btn small" id="signout" type="submit">Sign out</button></form>"""
+
+INDEX_HTML = """<div class="app" id="app" hidden>
+<header class="topbar">
+<a class="brand" href="/" aria-label="All rooms">opencode<span>-live</span></a>
+<span class="spacer"></span>
+{me}
+</header>
+<main class="home">
 <h1>opencode<span style="color:var(--accent)">-live</span></h1>
 <p class="lead">Edit code together, live: open a room and share its link with your class.</p>
 <section class="card" aria-labelledby="start-title">
 <h2 id="start-title">Start or join</h2>
 <div class="actions">
-<a class="btn primary" id="new-room" href="/new" aria-label="Create a new room">+ New room</a>
+<button class="btn primary" id="new-room" type="button" aria-expanded="false"
+ aria-controls="new-room-form">+ New room</button>
 <form class="open-form" id="open-form" action="/open" method="get" role="search"
  aria-label="Open a room by id">
 <label class="visually-hidden" for="open-room-id">Room id</label>
@@ -228,45 +276,78 @@ INDEX_HTML = """<main class="home">
 </form>
 </div>
 <p class="error" id="open-error" aria-live="polite"></p>
+<form class="new-room-form" id="new-room-form" aria-label="New room" hidden>
+<label for="new-room-id">Room id</label>
+<input id="new-room-id" name="id" value="{new_id}" required autocomplete="off" spellcheck="false"
+ maxlength="128">
+<label for="new-room-title">Title</label>
+<input id="new-room-title" name="title" maxlength="200" placeholder="optional, e.g. Lab 3: loops"
+ autocomplete="off">
+<label for="new-room-visibility">Who can enter</label>
+<select id="new-room-visibility" name="visibility">
+<option value="private" selected>Private: you and the people you add</option>
+<option value="cohort">Cohort: everyone in the cohort can edit</option>
+<option value="public">Public: anyone signed in can watch</option>
+</select>
+<label for="new-room-cohort" class="staff-only">Cohort</label>
+<input id="new-room-cohort" name="cohort" class="staff-only" maxlength="100"
+ placeholder="e.g. 2026-a" autocomplete="off">
+<div class="form-actions"><button class="btn primary" type="submit">Create room</button>
+<button class="btn" type="button" id="new-room-cancel">Cancel</button></div>
+<p class="error" id="new-room-error" aria-live="polite"></p>
+</form>
 </section>
 <section class="card" aria-labelledby="rooms-title">
-<h2 id="rooms-title">Live rooms</h2>
-<ul class="room-list" id="room-list" aria-label="Live rooms"></ul>
+<h2 id="rooms-title">Your rooms</h2>
+<ul class="room-list" id="room-list" aria-label="Your rooms"></ul>
 <p class="status-line" id="rooms-status" aria-live="polite">Loading…</p>
 </section>
-</main>"""
+</main>
+</div>"""
 
-ROOM_HTML = """<header class="topbar">
+ROOM_HTML = """<div class="app" id="app" hidden>
+<header class="topbar">
 <a class="brand" href="/" aria-label="All rooms">opencode<span>-live</span></a>
-<span class="room-name" title="Room id">{room}</span>
+<span class="room-name" id="room-name" title="Room id">{room}</span>
+<span class="badge room-role" id="room-role" title="Your role in this room"></span>
 <span class="spacer"></span>
 <div class="connection" id="connection" data-state="connecting" role="status" aria-live="polite"
  aria-label="Connection"><span class="dot" aria-hidden="true"></span>
 <span id="connection-text">Connecting…</span></div>
 <ul class="people" id="people" aria-label="People in this room"></ul>
 <span class="people-count" id="people-count"></span>
-<button class="btn small" id="change-name" type="button" aria-label="Change your name">Name</button>
+{me}
+<button class="btn small" id="toggle-settings" type="button" aria-expanded="false"
+ aria-controls="settings" aria-label="Room settings" hidden>Settings</button>
 <button class="btn small" id="toggle-versions" type="button" aria-expanded="false"
  aria-controls="versions" aria-label="Show versions">Versions</button>
 <button class="btn small primary" id="run" type="button"
  aria-label="Run (coming soon, Ctrl or Cmd + Enter)"
  title="Run — coming soon (Ctrl/Cmd-Enter)">▶ Run</button>
 </header>
+<div class="room-alert" id="room-alert" role="alert" hidden><span id="room-alert-text"></span>
+<span class="room-alert-actions" id="room-alert-actions"></span></div>
 <div class="room">
 <nav class="sidebar" aria-label="Files">
 <div class="sidebar-head"><h2>Files <span class="count" id="file-count"></span></h2>
 <button class="btn small" id="add-file" type="button" aria-label="New file">+ New file</button>
 </div>
 <ul class="file-list" id="file-list" aria-label="Files in this room"></ul>
-<div class="sidebar-foot"><p>Changes are saved automatically.</p>
+<div class="sidebar-foot"><p id="save-hint">Changes are saved automatically.</p>
 <p><kbd>Ctrl</kbd>/<kbd>⌘</kbd> <kbd>Enter</kbd> Run (soon)</p></div>
 </nav>
 <main class="main">
 <div class="editor-bar">
-<span class="current-file" id="current-file" aria-live="polite">Loading…</span></div>
+<span class="current-file" id="current-file" aria-live="polite">Loading…</span>
+<span class="readonly-badge" id="readonly" hidden
+ title="You are a viewer in this room: you see every change live but cannot edit"
+ >Read-only · viewer</span></div>
+<div class="notice" id="notice" role="status" aria-live="polite" hidden>
+<span id="notice-text"></span><span class="notice-actions" id="notice-actions"></span>
+<button class="icon-btn" id="notice-close" type="button" aria-label="Dismiss">✕</button></div>
 <div class="editor" id="editor"></div>
 </main>
-<aside class="versions" id="versions" aria-label="Versions" hidden>
+<aside class="panel versions" id="versions" aria-label="Versions" hidden>
 <div class="sidebar-head"><h2>Versions</h2>
 <button class="icon-btn" id="close-versions" type="button" aria-label="Close versions">✕</button>
 </div>
@@ -278,13 +359,36 @@ ROOM_HTML = """<header class="topbar">
 <ul class="version-list" id="version-list" aria-label="Saved versions"></ul>
 <p class="status-line" id="versions-status" aria-live="polite"></p>
 </aside>
+<aside class="panel settings" id="settings" aria-label="Room settings" hidden>
+<div class="sidebar-head"><h2>Room settings</h2>
+<button class="icon-btn" id="close-settings" type="button"
+ aria-label="Close room settings">✕</button>
 </div>
-<dialog id="name-dialog" aria-labelledby="name-title">
-<form id="name-form" method="dialog">
-<h2 id="name-title">What's your name?</h2>
-<p>Others in the room see it next to your cursor.</p>
-<label class="visually-hidden" for="name-input">Your name</label>
-<input id="name-input" maxlength="40" autocomplete="nickname" required>
-<div class="dialog-actions"><button class="btn primary" type="submit">Join the room</button></div>
+<form class="settings-form" id="access-form" aria-label="Who can enter">
+<label for="room-visibility">Who can enter</label>
+<select id="room-visibility">
+<option value="private">Private: owner and members</option>
+<option value="cohort">Cohort: its people can edit</option>
+<option value="public">Public: anyone signed in can watch</option>
+</select>
+<label for="room-cohort">Cohort</label>
+<input id="room-cohort" maxlength="100" placeholder="e.g. 2026-a" autocomplete="off">
+<div class="form-actions"><button class="btn small primary" type="submit">Save</button></div>
 </form>
-</dialog>"""
+<h3 class="panel-title">Members</h3>
+<ul class="member-list" id="member-list" aria-label="Members"></ul>
+<form class="settings-form member-form" id="member-form" aria-label="Add a member">
+<label for="member-user">Add a person (user id or UUID)</label>
+<input id="member-user" maxlength="200" placeholder="e.g. ada" autocomplete="off" required>
+<label for="member-role">Role</label>
+<select id="member-role">
+<option value="editor" selected>editor</option>
+<option value="viewer">viewer</option>
+<option value="owner">owner</option>
+</select>
+<div class="form-actions"><button class="btn small primary" type="submit">Add</button></div>
+</form>
+<p class="status-line" id="settings-status" aria-live="polite"></p>
+</aside>
+</div>
+</div>"""

@@ -25,6 +25,9 @@ from websockets.protocol import SEND_EOF, Protocol, Side, State
 
 from rooms import CloseCode, Connection, JoinRefused, Room, RoomRegistry, metrics
 
+from .auth import Admission, seconds_left
+from .ratelimit import SocketBudget, SocketRates
+
 log = logging.getLogger("opencode_live.server")
 
 #: Seconds a client gets to answer our close frame before the socket is dropped.
@@ -36,10 +39,18 @@ MAX_PENDING_MESSAGES = 256
 class RoomSockets:
     """The live room sockets of this process, for shutdown."""
 
-    def __init__(self, registry: RoomRegistry, *, max_message_bytes: int, send_queue_bytes: int):
+    def __init__(
+        self,
+        registry: RoomRegistry,
+        *,
+        max_message_bytes: int,
+        send_queue_bytes: int,
+        rates: SocketRates,
+    ):
         self.registry = registry
         self.max_message_bytes = max_message_bytes
         self.send_queue_bytes = send_queue_bytes
+        self.rates = rates
         self.live: set[RoomSocket] = set()
         self._all_closed: asyncio.Event | None = None
 
@@ -70,7 +81,9 @@ class RoomSockets:
 
 class RoomSocket(asyncio.Protocol):
     __slots__ = (
+        "_budget",
         "_close_timer",
+        "_expiry",
         "_fragments",
         "_join_task",
         "_pending",
@@ -80,6 +93,7 @@ class RoomSocket(asyncio.Protocol):
         "room_id",
         "sockets",
         "transport",
+        "valid_until",
     )
 
     def __init__(
@@ -87,6 +101,7 @@ class RoomSocket(asyncio.Protocol):
         sockets: RoomSockets,
         transport: asyncio.Transport,
         room_id: str,
+        admission: Admission,
         *,
         extension: bool,
     ) -> None:
@@ -95,8 +110,17 @@ class RoomSocket(asyncio.Protocol):
         self.room_id = room_id
         self.protocol = Protocol(Side.SERVER, state=State.OPEN, max_size=sockets.max_message_bytes)
         self.conn = Connection(
-            transport, self.close, send_queue_bytes=sockets.send_queue_bytes, extension=extension
+            transport,
+            self.close,
+            send_queue_bytes=sockets.send_queue_bytes,
+            person=admission.person,
+            role=admission.role,
+            extension=extension,
+            name=admission.person.name,
         )
+        self.valid_until = admission.valid_until
+        self._expiry: asyncio.TimerHandle | None = None
+        self._budget = SocketBudget(sockets.rates)
         self.room: Room | None = None
         #: Messages that arrived while the room was still loading.
         self._pending: list[bytes] | None = []
@@ -110,7 +134,16 @@ class RoomSocket(asyncio.Protocol):
     def start(self) -> None:
         """Join the room; called once the handshake response is written."""
         self.sockets.add(self)
-        self._join_task = asyncio.get_running_loop().create_task(self._join())
+        loop = asyncio.get_running_loop()
+        # The token's end ends the session: the client signs in again (4401 is final
+        # for y-websocket, so it does not retry with the dead token).
+        self._expiry = loop.call_later(seconds_left(self.valid_until), self._expired)
+        self._join_task = loop.create_task(self._join())
+
+    def _expired(self) -> None:
+        self._expiry = None
+        log.info("token expired", extra={"room": self.room_id, "conn": self.conn.id})
+        self.conn.close(CloseCode.TOKEN_EXPIRED, "token expired: sign in again")
 
     async def _join(self) -> None:
         try:
@@ -143,6 +176,9 @@ class RoomSocket(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._close_timer is not None:
             self._close_timer.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         self.sockets.remove(self)
         self.conn.closing = True
         if self.room is not None:
@@ -200,6 +236,12 @@ class RoomSocket(asyncio.Protocol):
         if self.conn.closing:
             return  # closing: what it still sends is not applied
         metrics.BYTES_IN.inc(len(message))
+        over = self._budget.spend(len(message))
+        if over is not None:
+            metrics.RATE_LIMITED.labels(limit="socket").inc()
+            log.info("socket rate limited", extra={"room": self.room_id, "conn": self.conn.id})
+            self.conn.close(CloseCode.RATE_LIMITED, f"rate limit: {over}")
+            return
         if self.room is None:
             if self._pending is not None:
                 if len(self._pending) >= MAX_PENDING_MESSAGES:

@@ -15,20 +15,13 @@ from aiohttp import web
 
 from store import StoreUnavailable
 
+from .auth import SESSION_COOKIE, refusal_status
 from .errors import json_error
 from .keys import STORE, VERIFIER
-from .tokens import Refusal, TokenRefused
+from .tokens import TokenRefused
 
-SESSION_COOKIE = "ocl_session"
 SESSION_SECONDS = 12 * 3600
 SIGNIN_SECONDS = 7 * 24 * 3600
-
-
-def refusal_status(why: Refusal) -> type[web.HTTPException]:
-    """401 when the token is missing or unusable, 403 when it is valid but not for this."""
-    if why in (Refusal.WRONG_AUDIENCE, Refusal.WRONG_ISSUER):
-        return web.HTTPForbidden
-    return web.HTTPUnauthorized
 
 
 async def signin(request: web.Request) -> web.StreamResponse:
@@ -36,7 +29,8 @@ async def signin(request: web.Request) -> web.StreamResponse:
     try:
         identity = await asyncio.to_thread(verifier.verify, request.query.get("token"))
     except TokenRefused as refused:
-        raise json_error(refusal_status(refused.why), f"sign-in refused: {refused}") from refused
+        kind = web.HTTPForbidden if refusal_status(refused.why) == 403 else web.HTTPUnauthorized
+        raise json_error(kind, f"sign-in refused: {refused}") from refused
     if identity.purpose != "signin" or identity.token_id is None:
         raise json_error(web.HTTPForbidden, "sign-in refused: not a sign-in link's token")
     store = request.app[STORE]
@@ -81,3 +75,11 @@ def signin_link(request_base: str, token: str) -> str:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/signin", signin)
+    app.router.add_post("/signout", signout)
+
+
+async def signout(request: web.Request) -> web.StreamResponse:
+    """Forget the session cookie (the page cannot: it is HttpOnly) and go to the front page."""
+    response = web.HTTPFound("/")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response

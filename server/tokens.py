@@ -64,6 +64,8 @@ class Identity:
     purpose: str = "access"
     #: The token's own id (``jti``): what makes a sign-in link single-use.
     token_id: str | None = None
+    #: A token for one room only (``room`` claim): any other room refuses it.
+    room: str | None = None
 
     @property
     def user_uuid(self) -> uuid.UUID:
@@ -102,12 +104,14 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         jwks_client: jwt.PyJWKClient | None = None,
+        leeway_seconds: float = LEEWAY_SECONDS,
     ) -> None:
         if (secret is None) == (jwks_url is None and jwks_client is None):
             raise ValueError("configure exactly one of a shared secret or a JWKS URL")
         self.secret = secret
         self.issuer = issuer
         self.audience = audience
+        self.leeway_seconds = leeway_seconds
         self._jwks = jwks_client or (jwt.PyJWKClient(jwks_url) if jwks_url else None)
 
     def mint(
@@ -119,6 +123,7 @@ class TokenVerifier:
         cohort: str | None = None,
         ttl_seconds: int = 12 * 3600,
         purpose: str = "access",
+        room: str | None = None,
     ) -> str:
         if self.secret is None:
             raise ValueError("tokens are minted by the identity provider in JWKS mode")
@@ -136,10 +141,17 @@ class TokenVerifier:
         }
         if cohort:
             claims["cohort"] = cohort
+        if room:
+            claims["room"] = room
         if purpose != "access":
             claims["purpose"] = purpose
             claims["jti"] = secrets.token_urlsafe(16)
         return jwt.encode(claims, self.secret, algorithm="HS256")
+
+    @property
+    def blocking(self) -> bool:
+        """JWKS mode may fetch the key set over the network: verify off the event loop."""
+        return self._jwks is not None
 
     def verify(self, token: str | None) -> Identity:
         """The identity a token carries, or TokenRefused naming the rule it broke.
@@ -164,7 +176,7 @@ class TokenVerifier:
                 algorithms=algorithms,
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=LEEWAY_SECONDS,
+                leeway=self.leeway_seconds,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:
@@ -192,12 +204,15 @@ def _identity(claims: dict[str, Any]) -> Identity:
     role = claims.get("role", "student")
     name = claims.get("name") or claims.get("preferred_username") or claims["sub"]
     cohort = claims.get("cohort")
+    room = claims.get("room")
     if role not in ROLES:
         raise TokenRefused(Refusal.BAD_CLAIMS, f"role must be one of {', '.join(ROLES)}")
     if not isinstance(name, str) or not isinstance(claims["sub"], str):
         raise TokenRefused(Refusal.BAD_CLAIMS, "sub and name must be strings")
     if cohort is not None and not isinstance(cohort, str):
         raise TokenRefused(Refusal.BAD_CLAIMS, "cohort must be a string")
+    if room is not None and not isinstance(room, str):
+        raise TokenRefused(Refusal.BAD_CLAIMS, "room must be a string")
     return Identity(
         user_id=claims["sub"],
         name=name,
@@ -206,4 +221,5 @@ def _identity(claims: dict[str, Any]) -> Identity:
         expires_at=float(claims["exp"]),
         purpose=str(claims.get("purpose", "access")),
         token_id=claims.get("jti"),
+        room=room,
     )

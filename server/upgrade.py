@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
+
+from .auth import token_from
 
 ROOMS_PREFIX = "/rooms/"
 #: Letters, digits, "-", "_" and "." up to 128 characters; "." and ".." alone are refused.
@@ -29,8 +34,18 @@ def request_from(path_qs: str, headers: list[tuple[str, str]]) -> Request:
     return Request(path_qs, Headers(headers))
 
 
-def accept_room(request: Request) -> tuple[str, bool, bytes] | None:
-    """``(room id, extension opt-in, 101 response bytes)`` for a valid room upgrade.
+@dataclass(frozen=True, slots=True)
+class RoomUpgrade:
+    room_id: str
+    #: The client opted in to the room extension channel (``?ext=1``).
+    extension: bool
+    #: The 101 response, written once the gate lets the client in.
+    response: bytes
+    token: str | None
+
+
+def accept_room(request: Request) -> RoomUpgrade | None:
+    """The room, the client's token and the 101 response for a valid room upgrade.
 
     None for anything else: aiohttp then answers with the JSON error that says
     what was wrong (bad room id, not a WebSocket, broken handshake).
@@ -47,4 +62,27 @@ def accept_room(request: Request) -> tuple[str, bool, bytes] | None:
         return None
     handshake.send_response(response)
     extension = parse_qs(url.query).get("ext") == ["1"]
-    return room_id, extension, b"".join(handshake.data_to_send())
+    return RoomUpgrade(
+        room_id,
+        extension,
+        b"".join(handshake.data_to_send()),
+        token_from(url.query, request.headers.raw_items()),
+    )
+
+
+def refusal_response(status: int, message: str) -> bytes:
+    """An HTTP error answered instead of the upgrade: JSON naming what was wrong."""
+    body = json.dumps({"error": message}).encode()
+    head = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        "Content-Type: application/json; charset=utf-8",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
+    if status == 401:
+        # RFC 6750: a client learns the scheme and why its token failed.
+        description = json.dumps(message)  # quoted, ASCII only
+        head.append(
+            f'WWW-Authenticate: Bearer error="invalid_token", error_description={description}'
+        )
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body

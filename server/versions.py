@@ -9,12 +9,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from crdt import files_of
-from rooms import JoinRefused, RoomRegistry
+from rooms import JoinRefused, RoomRegistry, RoomRole
 from store import Store, StoreUnavailable, Version, VersionInfo
 
+from .apiauth import IDENTITY, allowed_room
 from .errors import json_error
 from .keys import REGISTRY, STORE
-from .ws import check_room_id
 
 
 def _version_json(version: VersionInfo) -> dict[str, object]:
@@ -26,11 +26,6 @@ def _version_json(version: VersionInfo) -> dict[str, object]:
         "created_at": version.created_at.isoformat(),
     }
 
-
-def _room_id(request: web.Request) -> str:
-    room_id = request.match_info["room_id"]
-    check_room_id(room_id)
-    return room_id
 
 
 async def _version(request: web.Request, room_id: str) -> Version:
@@ -48,7 +43,7 @@ def _unavailable(exc: Exception) -> web.HTTPException:
 
 
 async def create_version(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = await allowed_room(request, RoomRole.EDITOR, doing="saving a version")
     try:
         body = await request.json()
     except ValueError as exc:
@@ -72,7 +67,7 @@ async def create_version(request: web.Request) -> web.Response:
 
 
 async def list_versions(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = await allowed_room(request, RoomRole.VIEWER, doing="listing versions")
     try:
         versions = await request.app[STORE].list_versions(room_id)
     except StoreUnavailable as exc:
@@ -81,7 +76,7 @@ async def list_versions(request: web.Request) -> web.Response:
 
 
 async def version_files(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = await allowed_room(request, RoomRole.VIEWER, doing="reading a version")
     try:
         version = await _version(request, room_id)
     except StoreUnavailable as exc:
@@ -90,14 +85,14 @@ async def version_files(request: web.Request) -> web.Response:
 
 
 async def restore_version(request: web.Request) -> web.Response:
-    room_id = _room_id(request)
+    room_id = await allowed_room(request, RoomRole.EDITOR, doing="restoring a version")
     registry: RoomRegistry = request.app[REGISTRY]
     try:
         version = await _version(request, room_id)
         async with registry.hold(room_id) as room:
             update = room.document.replace_files(files_of(version.state))
             if update is not None:
-                await room.write(update)
+                await room.write(update, request[IDENTITY].user_uuid)
     except JoinRefused as refused:
         raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
     except (StoreUnavailable, ConnectionError) as exc:

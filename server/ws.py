@@ -6,8 +6,11 @@ import asyncio
 
 from aiohttp import web
 
-from .errors import json_error
-from .keys import SOCKETS
+from rooms import metrics
+
+from .auth import Refused
+from .errors import json_error, refused_error
+from .keys import GATE, SOCKETS
 from .roomsocket import RoomSocket
 from .upgrade import ROOM_ID, ROOM_ID_RULE, accept_room, request_from
 
@@ -34,10 +37,16 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
             web.HTTPBadRequest,
             "this endpoint speaks the y-websocket protocol: open it as a WebSocket",
         )
-    room_id, extension, response = accepted
+    try:
+        admission = await request.app[GATE].admit(accepted.token, accepted.room_id)
+    except Refused as refused:
+        metrics.REFUSED_UPGRADES.labels(status=str(refused.status)).inc()
+        raise refused_error(refused) from refused
     done = asyncio.get_running_loop().create_future()
-    sock = RoomSocket(request.app[SOCKETS], transport, room_id, extension=extension)
-    transport.write(response)
+    sock = RoomSocket(
+        request.app[SOCKETS], transport, accepted.room_id, admission, extension=accepted.extension
+    )
+    transport.write(accepted.response)
     request.protocol.keep_alive(False)
     # Bytes after the request head (aiohttp keeps them as the upgrade tail) go
     # to the socket as soon as the slot is taken: nothing is lost in between.

@@ -9,15 +9,18 @@ from .dsn import database_of, with_database
 from .embedded import EmbeddedPostgres
 from .errors import MigrationError, RoomNotFound, StoreError, StoreUnavailable
 from .migrate import Migration, apply_migrations, load_migrations
-from .records import RoomRecord, Version, VersionInfo
+from .records import Member, RoomInfo, RoomRecord, RoomStanding, Version, VersionInfo
 from .store import Store
 
 __all__ = [
     "EmbeddedPostgres",
+    "Member",
     "Migration",
     "MigrationError",
+    "RoomInfo",
     "RoomNotFound",
     "RoomRecord",
+    "RoomStanding",
     "Store",
     "StoreError",
     "StoreUnavailable",

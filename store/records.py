@@ -47,3 +47,36 @@ class Version(VersionInfo):
     """A named version with its state (a Yjs update that rebuilds the document)."""
 
     state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """A room's stored rules and description."""
+
+    id: str
+    title: str
+    owner: uuid.UUID | None
+    visibility: str
+    cohort: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member of a room, with the name their user row has."""
+
+    user_id: uuid.UUID
+    username: str
+    display_name: str
+    role: str
+    added_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoomStanding:
+    """One person's standing in a room: the room's rules and their member role."""
+
+    owner: uuid.UUID | None
+    visibility: str
+    cohort: str | None
+    member_role: str | None = None

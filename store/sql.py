@@ -119,3 +119,74 @@ INSERT INTO signin_tokens_used (jti, user_id) VALUES ($1, $2)
 ON CONFLICT (jti) DO NOTHING
 RETURNING jti
 """
+
+#: One person's standing in a room: the room's rules and their member row.
+ROOM_ACCESS = """
+SELECT r.owner, r.visibility, r.cohort, m.role AS member_role
+FROM rooms r
+LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2
+WHERE r.id = $1
+"""
+
+_ROOM_INFO_COLUMNS = "r.id, r.title, r.owner, r.visibility, r.cohort, r.created_at"
+
+#: A new room; nothing when the id is taken (the caller says so).
+CREATE_ROOM = f"""
+INSERT INTO rooms AS r (id, title, owner, visibility, cohort)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO NOTHING
+RETURNING {_ROOM_INFO_COLUMNS}
+"""
+
+GET_ROOM = f"SELECT {_ROOM_INFO_COLUMNS} FROM rooms r WHERE r.id = $1"
+
+#: Title, visibility and cohort; a NULL argument keeps the stored value, and
+#: $5 says whether $4 (the cohort) is meant, since NULL is a valid cohort.
+UPDATE_ROOM = f"""
+UPDATE rooms AS r
+SET title = coalesce($2, r.title),
+    visibility = coalesce($3, r.visibility),
+    cohort = CASE WHEN $5 THEN $4 ELSE r.cohort END
+WHERE r.id = $1
+RETURNING {_ROOM_INFO_COLUMNS}
+"""
+
+#: Rooms a person can enter, newest first: every room for staff, else owned,
+#: member of, open to their cohort, or public. $2: staff; $3: cohort.
+ROOMS_FOR = f"""
+SELECT {_ROOM_INFO_COLUMNS}, m.role AS member_role
+FROM rooms r
+LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1
+WHERE $2
+   OR r.owner = $1
+   OR m.user_id IS NOT NULL
+   OR (r.visibility = 'cohort' AND r.cohort = $3)
+   OR r.visibility = 'public'
+ORDER BY r.created_at DESC, r.id
+LIMIT $4
+"""
+
+ROOM_MEMBERS = """
+SELECT m.user_id, u.username, u.display_name, m.role, m.added_at
+FROM room_members m JOIN users u ON u.id = m.user_id
+WHERE m.room_id = $1
+ORDER BY m.added_at, m.user_id
+"""
+
+SET_MEMBER = """
+INSERT INTO room_members AS m (room_id, user_id, role, added_by)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (room_id, user_id) DO UPDATE SET role = EXCLUDED.role
+RETURNING m.user_id
+"""
+
+REMOVE_MEMBER = "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 RETURNING user_id"
+
+#: A user named before they ever signed in (added as a member by id): the row
+#: exists for the foreign key and is filled in at their first sign-in.
+ENSURE_USER = """
+INSERT INTO users (id, username, display_name) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
+"""
+
+GET_USER = "SELECT id, username, display_name, role, cohort FROM users WHERE id = $1"

@@ -13,7 +13,7 @@ import asyncpg
 from . import sql
 from .errors import RoomNotFound, StoreUnavailable
 from .migrate import Migration, apply_migrations, load_migrations
-from .records import RoomRecord, Version, VersionInfo
+from .records import Member, RoomInfo, RoomRecord, RoomStanding, Version, VersionInfo
 
 log = logging.getLogger("opencode_live.store")
 
@@ -259,3 +259,82 @@ class Store:
         """Record a sign-in token as used; False when it was used before."""
         async with self._connection("consume sign-in token") as conn:
             return await conn.fetchval(sql.CONSUME_SIGNIN_TOKEN, jti, user_id) is not None
+
+    # -- room access ---------------------------------------------------------
+
+    async def room_standing(self, room_id: str, user_id: uuid.UUID) -> RoomStanding | None:
+        """The room's rules and the person's member role; None for a room never created."""
+        async with self._connection("room access") as conn:
+            row = await conn.fetchrow(sql.ROOM_ACCESS, room_id, user_id)
+        return RoomStanding(**dict(row)) if row is not None else None
+
+    async def create_room(
+        self,
+        room_id: str,
+        owner: uuid.UUID,
+        *,
+        title: str = "",
+        visibility: str = "private",
+        cohort: str | None = None,
+    ) -> RoomInfo | None:
+        """A new room owned by ``owner``; None when the id is taken already."""
+        async with self._connection("create room") as conn:
+            row = await conn.fetchrow(sql.CREATE_ROOM, room_id, title, owner, visibility, cohort)
+        return RoomInfo(**dict(row)) if row is not None else None
+
+    async def get_room(self, room_id: str) -> RoomInfo | None:
+        async with self._connection("get room") as conn:
+            row = await conn.fetchrow(sql.GET_ROOM, room_id)
+        return RoomInfo(**dict(row)) if row is not None else None
+
+    async def update_room(
+        self,
+        room_id: str,
+        *,
+        title: str | None = None,
+        visibility: str | None = None,
+        cohort: str | None = None,
+        set_cohort: bool = False,
+    ) -> RoomInfo | None:
+        """Change what is given (``set_cohort`` to change the cohort); None for no such room."""
+        async with self._connection("update room") as conn:
+            row = await conn.fetchrow(
+                sql.UPDATE_ROOM, room_id, title, visibility, cohort, set_cohort
+            )
+        return RoomInfo(**dict(row)) if row is not None else None
+
+    async def rooms_for(
+        self, user_id: uuid.UUID, *, staff: bool, cohort: str | None, limit: int = 500
+    ) -> list[tuple[RoomInfo, str | None]]:
+        """Rooms the person can enter, newest first, each with their member role."""
+        async with self._connection("rooms for") as conn:
+            rows = await conn.fetch(sql.ROOMS_FOR, user_id, staff, cohort, limit)
+        result = []
+        for row in rows:
+            values = dict(row)
+            member_role = values.pop("member_role")
+            result.append((RoomInfo(**values), member_role))
+        return result
+
+    async def members(self, room_id: str) -> list[Member]:
+        async with self._connection("room members") as conn:
+            rows = await conn.fetch(sql.ROOM_MEMBERS, room_id)
+        return [Member(**dict(row)) for row in rows]
+
+    async def set_member(
+        self,
+        room_id: str,
+        user_id: uuid.UUID,
+        role: str,
+        *,
+        username: str,
+        added_by: uuid.UUID | None,
+    ) -> None:
+        """Add or change a member; a user never seen before gets a placeholder row."""
+        async with self._connection("set member") as conn, conn.transaction():
+            await conn.execute(sql.ENSURE_USER, user_id, username, "")
+            await conn.execute(sql.SET_MEMBER, room_id, user_id, role, added_by)
+
+    async def remove_member(self, room_id: str, user_id: uuid.UUID) -> bool:
+        async with self._connection("remove member") as conn:
+            return await conn.fetchval(sql.REMOVE_MEMBER, room_id, user_id) is not None

@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
 
+from server.tokens import TokenVerifier, load_or_create_secret
 from store import EmbeddedPostgres, StoreUnavailable, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,10 +111,59 @@ def database_url(admin_dsn: str) -> Iterator[str]:
 
 
 @dataclass
+class Tokens:
+    """Tokens the test's servers accept: signed with the secret in their data folder.
+
+    Every server a test starts shares ``<tmp>/data``, so one secret signs for all.
+    """
+
+    data_dir: Path
+
+    def verifier(self) -> TokenVerifier:
+        secret = load_or_create_secret(self.data_dir)
+        return TokenVerifier(secret=secret, issuer="opencode-live", audience="opencode-live")
+
+    def token(
+        self,
+        *,
+        role: str = "student",
+        name: str = "Tester",
+        user_id: str = "tester",
+        cohort: str | None = None,
+        room: str | None = None,
+        ttl_seconds: int = 3600,
+    ) -> str:
+        return self.verifier().mint(
+            name=name,
+            role=role,
+            user_id=user_id,
+            cohort=cohort,
+            room=room,
+            ttl_seconds=ttl_seconds,
+        )
+
+    def auth(self, **claims: Any) -> dict[str, str]:
+        """Headers that sign a client in (``token()``'s claims; a student by default)."""
+        return {"Authorization": f"Bearer {self.token(**claims)}"}
+
+
+@pytest.fixture
+def tokens(tmp_path: Path) -> Tokens:
+    return Tokens(tmp_path / "data")
+
+
+@dataclass
 class ServerProcess:
     process: subprocess.Popen[str]
     port: int
     log_path: Path
+    data_dir: Path
+
+    def token(self, **claims: Any) -> str:
+        return Tokens(self.data_dir).token(**claims)
+
+    def auth(self, **claims: Any) -> dict[str, str]:
+        return Tokens(self.data_dir).auth(**claims)
 
     @property
     def http(self) -> str:
@@ -147,6 +197,7 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
     """Start the real CLI on port 0 and read the port it bound from its log."""
     log_path = tmp_path / f"server-{time.monotonic_ns()}.log"
     data_dir = tmp_path / "data"
+    load_or_create_secret(data_dir)  # made here, so test and server never race to create it
     log_file = log_path.open("w")
     process = subprocess.Popen(
         # its own data folder: the auth secret it creates stays in the test's tmp dir
@@ -174,7 +225,7 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
         for line in log_path.read_text().splitlines():
             if '"event":"listening"' in line:
                 port = json.loads(line)["port"]
-                return ServerProcess(process, port, log_path)
+                return ServerProcess(process, port, log_path, data_dir)
         time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"server did not start:\n{log_path.read_text()}")

@@ -1,4 +1,8 @@
-"""The classroom page in headless Chromium: two people in one room, through the real server."""
+"""The classroom page in headless Chromium: two people in one room, through the real server.
+
+Everyone here is a signed-in student of one cohort, in rooms an instructor opened to it
+(``test_access`` covers sign-in, roles and what the server refuses).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ if not IN_CI:  # in CI a missing playwright is an error, not a skip
 
 from playwright.sync_api import Page, expect
 
-from .conftest import WAIT_MS, Person, artifact, wait_connected
+from .conftest import WAIT_MS, Person, artifact, cohort_room, wait_connected
 
 
 def editor_text(page: Page) -> str:
@@ -36,6 +40,14 @@ def test_two_people_type_and_see_each_other(person: Person) -> None:
     room = "class-101"
     ada = person("Ada Lovelace", room)
     grace = person("Grace Hopper", room)
+
+    # Who is signed in, and their role here (a cohort's room: its students edit it).
+    expect(ada.locator("#me-name")).to_have_text("Ada Lovelace")
+    expect(ada.locator("#me-role")).to_have_text("student")
+    expect(ada.locator("#me-cohort")).to_have_text("cohort class-a")
+    expect(grace.locator("#me-name")).to_have_text("Grace Hopper")
+    expect(grace.locator("#room-role")).to_have_text("editor")
+    expect(grace.locator("#readonly")).to_be_hidden()
 
     # The room starts with a file everyone opens.
     expect(ada.locator("#current-file")).to_have_text("main.py")
@@ -137,31 +149,55 @@ def test_front_page_lists_the_room_and_makes_new_ones(person: Person) -> None:
     person("Ada", "open-house")
     visitor = person("Visitor")
     visitor.goto("/")
+    expect(visitor.locator("#me-name")).to_have_text("Visitor")
     entry = visitor.locator('#room-list .room-item[data-room="open-house"]')
     expect(entry).to_be_visible()
     expect(entry).to_contain_text("1 person")
+    expect(entry.locator(".room-role")).to_have_text("editor")  # the cohort's room
+    expect(entry.locator(".room-visibility")).to_have_text("cohort class-a")
     visitor.screenshot(path=str(artifact("front-page.png")))
 
+    # A new room: a readable id offered, private by default, made by the API; its owner
+    # lands in it. A student cannot name another cohort, so there is no cohort field.
     visitor.click("#new-room")
-    visitor.wait_for_url(re.compile(r"/r/[a-z]+-[a-z]+-\d{2}$"))
-    expect(visitor.locator("#name-dialog")).to_be_visible()
+    expect(visitor.locator("#new-room-form")).to_be_visible()
+    expect(visitor.locator("#new-room-id")).to_have_value(re.compile(r"^[a-z]+-[a-z]+-\d{2}$"))
+    expect(visitor.locator("#new-room-visibility")).to_have_value("private")
+    expect(visitor.locator("#new-room-cohort")).to_be_hidden()
+    new_id = visitor.input_value("#new-room-id")
+    visitor.fill("#new-room-title", "Lab 3: loops")
+    visitor.click("#new-room-form button[type=submit]")
+    visitor.wait_for_url(re.compile(rf"/r/{new_id}$"))
+    wait_connected(visitor)
+    expect(visitor.locator("#room-role")).to_have_text("owner")
+    expect(visitor.locator("#room-name")).to_have_text(f"Lab 3: loops · {new_id}")
 
+    # The same id again is refused with a clear message.
     visitor.goto("/")
+    visitor.click("#new-room")
+    visitor.fill("#new-room-id", new_id)
+    visitor.click("#new-room-form button[type=submit]")
+    expect(visitor.locator("#new-room-error")).to_contain_text("already")
+    expect(visitor.locator(f'#room-list .room-item[data-room="{new_id}"] .room-role')).to_have_text(
+        "owner"
+    )
+
     visitor.fill("#open-room-id", "bad id!")
     visitor.click("#open-form button[type=submit]")
     expect(visitor.locator("#open-error")).to_contain_text("Room ids use")
     visitor.fill("#open-room-id", "open-house")
     visitor.click("#open-form button[type=submit]")
     visitor.wait_for_url(re.compile(r"/r/open-house$"))
+    wait_connected(visitor)
 
 
-def test_name_is_remembered_and_keys_are_safe(person: Person) -> None:
+def test_identity_survives_reload_and_keys_are_safe(person: Person) -> None:
     ada = person("Ada", "keys-room")
     before = editor_text(ada)
     ada.reload()
-    # Asked once: no dialog on the second visit, same name.
+    # The session cookie signs her in again: same name, nothing asked.
     wait_connected(ada)
-    expect(ada.locator("#name-dialog")).to_be_hidden()
+    expect(ada.locator("#me-name")).to_have_text("Ada")
     expect(ada.locator('#people .person.me[data-name="Ada"]')).to_be_visible()
 
     ada.click(".cm-content")
@@ -213,14 +249,14 @@ def test_everything_comes_from_the_server(person: Person, server: ServerProcess)
     page = person("Ada")
     urls: list[str] = []
     page.on("request", lambda r: urls.append(r.url))
+    page.on("websocket", lambda ws: urls.append(ws.url))
+    cohort_room(server, "self-contained")
     page.goto("/r/self-contained")
-    page.fill("#name-input", "Ada")
-    page.click("#name-dialog button[type=submit]")
     wait_connected(page)
     page.goto("/")
-    expect(page.locator("#room-list")).to_be_visible()
+    expect(page.locator("#room-list .room-item")).to_have_count(1)
     origins = {re.match(r"^(\w+://[^/]+)", u).group(1) for u in urls if not u.startswith("data:")}
-    assert origins <= {server.http, server.ws}, origins
+    assert origins == {server.http, server.ws}, origins
 
 
 def test_pages_answer_over_http(server: ServerProcess) -> None:

@@ -35,10 +35,15 @@ class NodeError(RuntimeError):
 
 
 class NodeClients:
-    """One ``yclient.mjs`` process and the commands sent to it."""
+    """One ``yclient.mjs`` process and the commands sent to it.
 
-    def __init__(self, log_path: Path) -> None:
+    ``token``, when given, is what its clients present to the server unless
+    ``connect`` is given another one.
+    """
+
+    def __init__(self, log_path: Path, *, token: str | None = None) -> None:
         self.log_path = log_path
+        self.token = token
         self._proc: asyncio.subprocess.Process | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -116,14 +121,22 @@ class NodeClients:
         room: str,
         *,
         user: dict[str, Any] | None = None,
+        token: str | None = None,
         wait_synced: bool = True,
         timeout: float = 10.0,
         **extra: Any,
     ) -> NodeClient:
-        """A new client in ``room`` of the server at ``ws_base`` (``ws://host:port``)."""
+        """A new client in ``room`` of the server at ``ws_base`` (``ws://host:port``).
+
+        It signs in with ``token`` (``?token=`` on the socket URL), else with
+        the process's default token, else with none.
+        """
         args: dict[str, Any] = {"name": name, "url": f"{ws_base}/rooms", "room": room, **extra}
         if user is not None:
             args["user"] = user
+        token = token if token is not None else self.token
+        if token is not None:
+            args["token"] = token
         await self.call("connect", **args)
         client = NodeClient(self, name)
         if wait_synced:

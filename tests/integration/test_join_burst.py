@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -18,10 +20,27 @@ from pycrdt import Doc, Map, Text
 from rooms import CloseCode
 from server import Settings, create_app
 from server.app import start_site
+from server.tokens import TokenVerifier
 from store import RoomRecord, Store
 from tests.pyclient import YClient
 
 JOINERS = 100
+SECRET = "join-burst-test-secret-" + "x" * 32
+#: The users-table id of the student ``signed_in`` speaks for (sub "tester").
+TESTER = uuid.uuid5(uuid.NAMESPACE_URL, "opencode-live:user:tester")
+
+
+def settings(**kw: Any) -> Settings:
+    """Settings of an app that accepts the tokens ``signed_in`` mints."""
+    return Settings(auth_secret=SECRET, **kw)
+
+
+def signed_in() -> dict[str, str]:
+    """Headers of one student, who owns the rooms the test opens."""
+    verifier = TokenVerifier(secret=SECRET, issuer="opencode-live", audience="opencode-live")
+    token = verifier.mint(name="Tester", role="student", user_id="tester")
+    assert verifier.verify(token).user_uuid == TESTER
+    return {"Authorization": f"Bearer {token}"}
 
 
 @contextlib.asynccontextmanager
@@ -79,10 +98,13 @@ async def test_burst_of_joiners_while_room_loads_all_get_synced(database_url, tm
         expected.apply_update(u)
     expected_files = {k: str(v) for k, v in expected.get("files", type=Map).items()}
     store = await gated_store(database_url)
+    # a room of the tester's with stored content (appending alone would make one nobody owns)
+    await store.upsert_user(TESTER, "tester", "Tester", "student")
+    assert await store.create_room("burst", TESTER) is not None
     await store.append_updates([("burst", u) for u in updates])
-    app = await create_app(Settings(unload_grace_seconds=0.2, data_dir=str(tmp_path)), store=store)
+    app = await create_app(settings(unload_grace_seconds=0.2, data_dir=str(tmp_path)), store=store)
     try:
-        async with serving(app) as port, aiohttp.ClientSession() as session:
+        async with serving(app) as port, aiohttp.ClientSession(headers=signed_in()) as session:
             url = f"ws://127.0.0.1:{port}/rooms/burst"
             clients = [YClient(session, url) for _ in range(JOINERS)]
             await asyncio.gather(*(c.connect() for c in clients))
@@ -105,9 +127,9 @@ async def test_burst_of_joiners_while_room_loads_all_get_synced(database_url, tm
 async def test_failed_load_tells_every_waiting_joiner_and_next_join_retries(database_url, tmp_path):
     store = await gated_store(database_url)
     store.fail_first = True
-    app = await create_app(Settings(data_dir=str(tmp_path)), store=store)
+    app = await create_app(settings(data_dir=str(tmp_path)), store=store)
     try:
-        async with serving(app) as port, aiohttp.ClientSession() as session:
+        async with serving(app) as port, aiohttp.ClientSession(headers=signed_in()) as session:
             url = f"ws://127.0.0.1:{port}/rooms/flaky"
             clients = [YClient(session, url) for _ in range(10)]
             await asyncio.gather(*(c.connect() for c in clients))

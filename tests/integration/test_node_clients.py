@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ServerProcess, need
+from tests.conftest import ServerProcess, Tokens, need
 from tests.integration.node_driver import (
     NodeClient,
     NodeClients,
@@ -44,8 +44,11 @@ Nodes = Callable[[], Awaitable[NodeClients]]
 
 
 @pytest.fixture
-async def nodes(tmp_path: Path) -> AsyncIterator[Nodes]:
-    """Start ``yclient.mjs`` processes; all are closed at the end of the test."""
+async def nodes(tmp_path: Path, tokens: Tokens) -> AsyncIterator[Nodes]:
+    """Start ``yclient.mjs`` processes; all are closed at the end of the test.
+
+    Their clients sign in as one student, who owns the rooms the test opens.
+    """
     need(
         node_available(), "Node.js and `npm install` in tests/node are needed for real Yjs clients"
     )
@@ -53,7 +56,8 @@ async def nodes(tmp_path: Path) -> AsyncIterator[Nodes]:
     counter = itertools.count(1)
 
     async def start() -> NodeClients:
-        host = await NodeClients(tmp_path / f"yclient-{next(counter)}.log").start()
+        log = tmp_path / f"yclient-{next(counter)}.log"
+        host = await NodeClients(log, token=tokens.token()).start()
         started.append(host)
         return host
 
@@ -65,8 +69,11 @@ async def nodes(tmp_path: Path) -> AsyncIterator[Nodes]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+async def http(tokens: Tokens) -> AsyncIterator[aiohttp.ClientSession]:
+    """The HTTP API, as the same student the Node clients are."""
+    async with aiohttp.ClientSession(
+        headers=tokens.auth(), timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
         yield session
 
 
@@ -469,6 +476,8 @@ async def test_big_document_initial_sync_arrives_in_pieces_under_the_limit(
         "--unload-grace-seconds",
         "0.5",
     )
+    async with http.post(f"{server.http}/api/rooms", json={"id": "bigdoc"}) as response:
+        assert response.status == 201, await response.text()  # the PUTs need the room
     expected: dict[str, str] = {}
     for i in range(42):  # 42 files of 50 000 bytes: about 2 MB, each PUT under the limit
         content = f"# file {i}\n" + _big_text(50_000 - 20)

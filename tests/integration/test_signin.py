@@ -21,8 +21,7 @@ async def session():
 
 
 def secret_of(server) -> str:  # type: ignore[no-untyped-def]
-    # the fixture gives each server its data folder beside its log
-    return (server.log_path.parent / "data" / "auth-secret").read_text().strip()
+    return (server.data_dir / "auth-secret").read_text().strip()
 
 
 def printed_link(server) -> str:  # type: ignore[no-untyped-def]
@@ -54,6 +53,11 @@ async def test_printed_link_signs_an_instructor_in_once(server, session, databas
     finally:
         await conn.close()
     assert row is not None and row["role"] == "instructor"
+    # the session cookie is what signs the browser in to the API from now on
+    me = f"{server.http}/api/me"
+    async with session.get(me, cookies={"ocl_session": cookie.value}) as r:
+        assert r.status == 200
+        assert (await r.json())["role"] == "instructor"
     async with session.get(link, allow_redirects=False) as r:
         assert r.status == 403
         assert "used already" in (await r.json())["error"]
@@ -115,7 +119,7 @@ async def test_bad_signin_tokens_are_refused_by_name(server, session, make, stat
 
 
 async def test_token_command_makes_signin_links_for_a_class(server, session, database_url):
-    data_dir = server.log_path.parent / "data"
+    data_dir = server.data_dir
     link = await asyncio.to_thread(
         subprocess.run,
         [

@@ -19,8 +19,9 @@ from tests.pyclient import YClient, eventually
 
 
 @pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
+async def session(tokens):
+    """Signed in as one student, who owns the rooms the test opens."""
+    async with aiohttp.ClientSession(headers=tokens.auth()) as s:
         yield s
 
 
@@ -273,7 +274,15 @@ async def test_room_limit_closes_with_1013(server_factory, session):
 
 
 async def test_slow_consumer_is_closed_with_1013_and_others_keep_up(server_factory, session):
-    server = server_factory("--max-message-bytes", "65536", "--send-queue-bytes", "131072")
+    server = server_factory(
+        "--max-message-bytes",
+        "65536",
+        "--send-queue-bytes",
+        "131072",
+        # the writer floods on purpose: its own rate limit is not what is tested here
+        "--socket-bytes-per-second",
+        "1000000000",
+    )
     writer = await connected(session, server, "slow")
     fast = await connected(session, server, "slow")
     # A raw socket that never reads after the handshake: its queue fills up.
@@ -286,7 +295,8 @@ async def test_slow_consumer_is_closed_with_1013_and_others_keep_up(server_facto
     key = "dGhlIHNhbXBsZSBub25jZQ=="
     wr.write(
         (
-            "GET /rooms/slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"GET /rooms/slow?token={server.token()} HTTP/1.1\r\nHost: x\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
     )
@@ -415,6 +425,8 @@ async def test_document_api_refuses_bad_paths(server, session, path):
 
 async def test_document_api_refuses_non_utf8_and_oversize(server_factory, session):
     server = server_factory("--max-message-bytes", "65536", "--send-queue-bytes", "262144")
+    async with session.post(f"{server.http}/api/rooms", json={"id": "api"}) as r:
+        assert r.status == 201
     async with session.put(f"{server.http}/api/rooms/api/files/a.bin", data=b"\xff\xfe\x00") as r:
         assert r.status == 400
         assert "UTF-8" in (await r.json())["error"]
@@ -453,7 +465,7 @@ async def test_room_unloads_after_grace_period(server, session):
 
     async def listed() -> bool:
         async with session.get(f"{server.http}/api/rooms") as r:
-            return any(x["id"] == "grace" for x in (await r.json())["rooms"])
+            return any(x["id"] == "grace" and x["loaded"] for x in (await r.json())["rooms"])
 
     assert await listed()  # still there during the 0.5 s grace
     for _ in range(200):
@@ -546,8 +558,9 @@ async def test_heartbeat_pings_everyone_and_drops_the_silent(server_factory, ses
     answering = asyncio.create_task(answer())
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(
-        b"GET /rooms/beat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"GET /rooms/beat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Authorization: Bearer {server.token()}\r\n".encode()
+        + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     await writer.drain()
     # never answers: reads whatever comes until the server drops it
@@ -577,9 +590,10 @@ def _masked(payload: bytes) -> bytes:
     return bytes((0x82, 0x80 | len(payload))) + mask + body
 
 
-async def _upgrade(reader, writer, room: str) -> None:
+async def _upgrade(reader, writer, room: str, token: str) -> None:
     writer.write(
         f"GET /rooms/{room} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Cookie: theme=dark; ocl_session={token}\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     await writer.drain()
@@ -607,7 +621,7 @@ async def test_room_socket_on_fresh_and_kept_alive_connections(server, session, 
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
         await reader.readexactly(length)
-    await _upgrade(reader, writer, "paths")
+    await _upgrade(reader, writer, "paths", server.token())
     # the server's sync step 1, then our step 1 (empty state vector) answered with the document
     assert parse_frame(await _read_frame(reader))[0].kind is MessageKind.SYNC_STEP1
     writer.write(_masked(b"\x00\x00\x01\x00"))

@@ -5,7 +5,7 @@
 // WebsocketProvider. The test sends one JSON object per line on stdin:
 //
 //   {"id": 1, "cmd": "connect", "name": "alice", "url": "ws://127.0.0.1:8000/rooms",
-//    "room": "r1", "user": {"name": "José", "color": "#f00"}}
+//    "room": "r1", "token": "<jwt>", "user": {"name": "José", "color": "#f00"}}
 //
 // and gets exactly one JSON line back on stdout for it, in completion order:
 //
@@ -16,6 +16,9 @@
 // command is answered with an error; it never ends the process. Every wait is
 // bounded by a timeout. When stdin closes, every client is destroyed and the
 // process exits.
+//
+// A client's `token` (optional: the server's access token) goes on its socket's
+// URL as `?token=`, through y-websocket's `params`; it is sent again on every reconnect.
 //
 // The workspace is the project's: a Y.Map named "files" of Y.Text (path -> content).
 
@@ -155,7 +158,8 @@ class Client {
       // Node has a global BroadcastChannel: without this, clients in one
       // process would sync with each other without the server.
       disableBc: true,
-      params: msg.params || {},
+      // The server wants a token: y-websocket puts params on the URL (`?token=`).
+      params: msg.token === undefined ? (msg.params || {}) : { ...msg.params, token: msg.token },
       maxBackoffTime: msg.maxBackoffTime ?? 1000,
       connect: false
     })
@@ -287,6 +291,7 @@ const commands = {
     needString(msg, 'name')
     needString(msg, 'url')
     needString(msg, 'room')
+    if (msg.token !== undefined) needString(msg, 'token')
     if (clients.has(msg.name)) throw new CommandError(`client ${msg.name} exists already`)
     const c = new Client(msg)
     clients.set(msg.name, c)

@@ -1,6 +1,12 @@
-// The room: files, editor, presence, connection state, versions.
+// The room: files, editor, presence, connection state, versions, settings, and what the
+// person's role allows. The server decides every permission; this page only shows them:
+// viewers get read-only editors and no edit controls, and what the server refuses anyway
+// (a forced edit) is said in a notice.
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
+import * as authProtocol from 'y-protocols/auth'
 import { EditorView, basicSetup } from 'codemirror'
 import { EditorState, Compartment, Prec } from '@codemirror/state'
 import { keymap } from '@codemirror/view'
@@ -8,10 +14,24 @@ import { indentWithTab } from '@codemirror/commands'
 import { python } from '@codemirror/lang-python'
 import { javascript } from '@codemirror/lang-javascript'
 import { yCollab } from 'y-codemirror.next'
-import { $, h, toast, checkPath, fetchJSON, timeAgo } from './util.js'
-import { askName, userColor } from './identity.js'
+import { $, h, toast, checkPath, fetchJSON, ApiError } from './util.js'
+import { userColor } from './identity.js'
+import { signedIn, showApp, showSignIn, showProblem, canManage } from './session.js'
+import { encode, decode } from './msgpack.js'
+import { setupVersions } from './versions.js'
+import { setupSettings } from './settings.js'
 
 const STARTER = '# Welcome! Everyone in this room edits these files together.\nprint("hello, class")\n'
+const MESSAGE_AUTH = 2
+const MESSAGE_ROOM = 100 // the room extension channel: a MessagePack body
+
+/** What the server's close codes 4400-4499 mean here (y-websocket does not reconnect). */
+const FINAL_CLOSES = {
+  4400: { state: 'Disconnected', text: 'The server refused a malformed message and closed the connection.', action: 'reload' },
+  4401: { state: 'Session expired', text: 'Your session expired, so the room closed your connection. Sign in again with your sign-in link, then reload this page.', action: 'signin' },
+  4403: { state: 'Access withdrawn', text: 'Your access to this room was withdrawn: ask its owner to add you again.', action: 'rooms' },
+  4429: { state: 'Rate limited', text: 'Disconnected: this tab sent too many changes too fast (rate limit).', action: 'reconnect' }
+}
 
 function languageFor (path) {
   if (/\.py$/i.test(path)) return python()
@@ -21,20 +41,169 @@ function languageFor (path) {
 }
 
 export async function startRoom (roomId) {
-  const name = await askName()
-  const color = userColor(name)
+  const me = await signedIn()
+  if (!me) return
+  const room = await enterRoom(roomId)
+  if (!room) return
+  showApp(me)
+  runRoom(roomId, me, room)
+}
+
+/** The room as the API describes it to this person, created (owned by them) if new. */
+async function enterRoom (roomId, retried = false) {
+  const url = `/api/rooms/${encodeURIComponent(roomId)}`
+  try {
+    return await fetchJSON(url)
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404 && !retried) {
+      try {
+        return await fetchJSON('/api/rooms', { method: 'POST', body: JSON.stringify({ id: roomId }) })
+      } catch (again) {
+        if (again instanceof ApiError && again.status === 409) return enterRoom(roomId, true)
+        return refused(again)
+      }
+    }
+    return refused(err)
+  }
+}
+
+function refused (err) {
+  if (err instanceof ApiError && err.status === 401) showSignIn(err.message)
+  else if (err instanceof ApiError && err.status === 403) showProblem('You cannot enter this room', capitalize(err.message) + '.')
+  else showProblem('This room cannot be opened right now', `${capitalize(err.message)}. Reload the page to try again.`)
+  return null
+}
+
+const capitalize = (s) => s.charAt(0).toUpperCase() + s.slice(1)
+
+function runRoom (roomId, me, room) {
+  const color = userColor(me.uuid || me.name)
+  const access = {
+    role: room.role,
+    canEdit: room.role === 'owner' || room.role === 'editor',
+    canManage: canManage(me, room.role)
+  }
+  let closed = null // the final close, once the server ended the session for good
 
   const doc = new Y.Doc()
   const files = doc.getMap('files')
   const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rooms`
   // No BroadcastChannel: every edit goes through the server, so "pending" means what it says.
-  const provider = new WebsocketProvider(wsUrl, roomId, doc, { disableBc: true, maxBackoffTime: 2000 })
+  // ext=1: the room extension channel (hello with our role, role changes, notices).
+  const provider = new WebsocketProvider(wsUrl, roomId, doc, {
+    connect: false, disableBc: true, maxBackoffTime: 2000, params: { ext: '1' }
+  })
   const awareness = provider.awareness
-  awareness.setLocalStateField('user', { name, color: color.color, colorLight: color.light })
+  awareness.setLocalStateField('user', { name: me.name, color: color.color, colorLight: color.light })
 
   let current = null // path of the open file
   let view = null
   const undoManagers = new Map()
+
+  // --- the room extension channel and refusals --------------------------------
+  provider.messageHandlers[MESSAGE_ROOM] = (_encoder, decoder) => {
+    let message
+    try { message = decode(decoding.readVarUint8Array(decoder)) } catch { return }
+    if (message && typeof message === 'object') roomMessage(message)
+  }
+  provider.messageHandlers[MESSAGE_AUTH] = (_encoder, decoder) => {
+    authProtocol.readAuthMessage(decoder, doc, (_doc, reason) => {
+      showNotice('permission-denied', 'error', reason)
+    })
+  }
+  function sendRoom (message) {
+    const ws = provider.ws
+    if (!ws || ws.readyState !== WebSocket.OPEN) return
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, MESSAGE_ROOM)
+    encoding.writeVarUint8Array(encoder, encode(message))
+    ws.send(encoding.toUint8Array(encoder))
+  }
+
+  function roomMessage (message) {
+    if (message.type === 'hello') {
+      if (typeof message.role === 'string' && message.role) setAccess(message.role, Boolean(message.can_edit))
+    } else if (message.type === 'access') {
+      setAccess(String(message.role), Boolean(message.can_edit))
+    } else if (message.type === 'notice') {
+      showNotice(String(message.code || ''), String(message.level || 'info'), String(message.text || ''))
+    }
+  }
+
+  // --- notices (from the server) and final closes -----------------------------
+  const notice = $('#notice')
+  let noticeTimer = null
+  function showNotice (code, level, text) {
+    clearTimeout(noticeTimer)
+    let shown = text
+    const actions = []
+    if (code === 'permission-denied') {
+      shown = `Not saved: ${text}. Reload to see the room as it is.`
+      actions.push(h('button', { class: 'btn small', type: 'button', onclick: () => location.reload() }, 'Reload'))
+    } else if (code === 'role-changed') {
+      // Said from the role the server just sent (its `access` message comes first).
+      const role = access.role
+      shown = `You are now ${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role} in this room` +
+        (access.canEdit ? '.' : ': you see every change live but cannot edit.')
+    }
+    notice.dataset.code = code
+    notice.dataset.level = level
+    notice.setAttribute('role', level === 'error' ? 'alert' : 'status')
+    $('#notice-text').textContent = shown
+    $('#notice-actions').replaceChildren(...actions)
+    notice.hidden = false
+    if (level === 'info') noticeTimer = setTimeout(hideNotice, 6000)
+  }
+  function hideNotice () { notice.hidden = true; delete notice.dataset.code }
+  $('#notice-close').addEventListener('click', hideNotice)
+
+  const alertBar = $('#room-alert')
+  function endSession (code, reason) {
+    const known = FINAL_CLOSES[code] || { state: 'Disconnected', text: `The server closed the connection (${code}${reason ? ': ' + reason : ''}).`, action: 'reload' }
+    closed = { code, ...known }
+    provider.disconnect()
+    hideNotice()
+    alertBar.dataset.code = String(code)
+    $('#room-alert-text').textContent = known.text
+    const actions = {
+      reload: () => h('button', { class: 'btn small', type: 'button', onclick: () => location.reload() }, 'Reload'),
+      signin: () => h('button', { class: 'btn small', type: 'button', onclick: () => showSignIn('token expired') }, 'How to sign in'),
+      rooms: () => h('a', { class: 'btn small', href: '/' }, 'All rooms'),
+      reconnect: () => h('button', { class: 'btn small', type: 'button', onclick: reconnect }, 'Reconnect')
+    }
+    $('#room-alert-actions').replaceChildren(actions[known.action]())
+    alertBar.hidden = false
+    applyAccess()
+    renderConnection()
+  }
+  function reconnect () {
+    closed = null
+    alertBar.hidden = true
+    applyAccess()
+    provider.connect()
+    renderConnection()
+  }
+  provider.on('closed', ({ code, reason }) => endSession(code, reason))
+
+  // A refused upgrade (session expired, access withdrawn while away) is only a failed
+  // socket to the browser: ask the API why, at most every few seconds, and stop if so.
+  let opened = false
+  let lastCheck = 0
+  provider.on('status', ({ status }) => {
+    if (status === 'connecting') opened = false
+    if (status === 'connected') opened = true
+  })
+  provider.on('connection-close', (event) => {
+    if (opened || closed || !event || Date.now() - lastCheck < 5000) return
+    lastCheck = Date.now()
+    fetchJSON(`/api/rooms/${encodeURIComponent(roomId)}`).then((fresh) => {
+      if (fresh && fresh.role && fresh.role !== access.role) setAccess(fresh.role, fresh.role !== 'viewer')
+    }, (err) => {
+      if (!(err instanceof ApiError) || closed) return // offline: y-websocket keeps trying
+      if (err.status === 401) endSession(4401, err.message)
+      else if (err.status === 403) endSession(4403, err.message)
+    })
+  })
 
   // --- connection indicator -------------------------------------------------
   const indicator = $('#connection')
@@ -45,7 +214,9 @@ export async function startRoom (roomId) {
   function renderConnection () {
     let state, text
     const connected = provider.wsconnected && provider.synced
-    if (connected) {
+    if (closed) {
+      state = 'closed'; text = closed.state
+    } else if (connected) {
       state = 'connected'; text = 'Connected'
     } else if (pending > 0) {
       state = 'offline'
@@ -57,9 +228,11 @@ export async function startRoom (roomId) {
     }
     indicator.dataset.state = state
     indicatorText.textContent = text
-    indicator.title = connected
-      ? 'Every change is saved automatically'
-      : 'Your edits are kept here and sent when the connection is back'
+    indicator.title = closed
+      ? closed.text
+      : connected
+        ? (access.canEdit ? 'Every change is saved automatically' : 'You follow every change live (read-only)')
+        : 'Your edits are kept here and sent when the connection is back'
   }
   provider.on('status', () => renderConnection())
   provider.on('sync', (synced) => {
@@ -77,21 +250,69 @@ export async function startRoom (roomId) {
     if (!(provider.wsconnected && provider.synced)) { pending++; renderConnection() }
   })
   window.addEventListener('online', () => {
-    if (!provider.wsconnected) provider.connect()
+    if (!provider.wsconnected && !closed) provider.connect()
     renderConnection()
   })
   window.addEventListener('offline', renderConnection)
   window.addEventListener('beforeunload', (ev) => {
-    if (pending > 0) { ev.preventDefault(); ev.returnValue = '' }
+    if (pending > 0 && access.canEdit && !closed) { ev.preventDefault(); ev.returnValue = '' }
   })
-  renderConnection()
+
+  // --- what this person may do ----------------------------------------------
+  const editable = new Compartment()
+  const mayEdit = () => access.canEdit && !closed
+  function editableExtension () {
+    const on = mayEdit()
+    return [
+      EditorState.readOnly.of(!on),
+      EditorView.editable.of(on),
+      EditorView.contentAttributes.of({ 'aria-readonly': String(!on) })
+    ]
+  }
+
+  function setAccess (role, canEdit) {
+    const changed = role !== access.role || canEdit !== access.canEdit
+    access.role = role
+    access.canEdit = canEdit
+    access.canManage = canManage(me, role)
+    applyAccess()
+    if (changed && canEdit && provider.synced) ensureAFile()
+  }
+
+  function applyAccess () {
+    const on = mayEdit()
+    document.body.dataset.roomRole = access.role
+    document.body.dataset.canEdit = String(on)
+    const badge = $('#room-role')
+    badge.textContent = access.role
+    badge.dataset.role = access.role
+    badge.title = `Your role in this room: ${access.role}` +
+      (access.canEdit ? '' : ' (you see every change live but cannot edit)')
+    $('#readonly').hidden = access.canEdit || Boolean(closed)
+    $('#add-file').hidden = !access.canEdit
+    $('#add-file').disabled = !on
+    const run = $('#run')
+    run.disabled = !on
+    run.title = access.canEdit ? 'Run — coming soon (Ctrl/Cmd-Enter)' : 'Viewers cannot run the room\'s code'
+    $('#save-hint').textContent = closed
+      ? 'Disconnected: nothing more is sent or saved.'
+      : access.canEdit
+        ? 'Changes are saved automatically.'
+        : 'You are a viewer: you see every change live.'
+    if (view) view.dispatch({ effects: editable.reconfigure(editableExtension()) })
+    if (view === null && provider.synced) closeEditor()
+    renderFiles()
+    versions.setCanEdit(on)
+    settings.setCanManage(access.canManage)
+    renderConnection()
+  }
 
   // --- files ----------------------------------------------------------------
   const fileList = $('#file-list')
   const sortedPaths = () => [...files.keys()].sort((a, b) => a.localeCompare(b))
 
   function ensureAFile () {
-    if (files.size === 0) {
+    if (files.size === 0 && mayEdit()) {
       doc.transact(() => files.set('main.py', new Y.Text(STARTER)))
     }
     if (current === null || !files.has(current)) openFile(pickDefault())
@@ -106,6 +327,7 @@ export async function startRoom (roomId) {
 
   function renderFiles () {
     const paths = sortedPaths()
+    const on = mayEdit()
     fileList.replaceChildren(...paths.map((path) => {
       const active = path === current
       return h('li', { class: 'file' + (active ? ' active' : ''), dataset: { path } },
@@ -115,8 +337,8 @@ export async function startRoom (roomId) {
           'aria-current': active ? 'true' : null,
           onclick: () => openFile(path)
         }, path),
-        h('button', { class: 'icon-btn file-rename', 'aria-label': `Rename ${path}`, title: 'Rename', onclick: () => renameFile(path) }, '✎'),
-        h('button', { class: 'icon-btn file-delete', 'aria-label': `Delete ${path}`, title: 'Delete', onclick: () => deleteFile(path) }, '×')
+        on && h('button', { class: 'icon-btn file-rename', 'aria-label': `Rename ${path}`, title: 'Rename', onclick: () => renameFile(path) }, '✎'),
+        on && h('button', { class: 'icon-btn file-delete', 'aria-label': `Delete ${path}`, title: 'Delete', onclick: () => deleteFile(path) }, '×')
       )
     }))
     $('#file-count').textContent = String(paths.length)
@@ -133,6 +355,7 @@ export async function startRoom (roomId) {
   }
 
   function addFile () {
+    if (!mayEdit()) return
     const path = askPath('New file name (e.g. util.py, app.js):', '')
     if (path === null) return
     if (files.has(path)) { openFile(path); toast(`${path} already exists`); return }
@@ -141,6 +364,7 @@ export async function startRoom (roomId) {
   }
 
   function renameFile (from) {
+    if (!mayEdit()) return
     const to = askPath(`Rename ${from} to:`, from)
     if (to === null || to === from) return
     if (files.has(to)) { toast(`${to} already exists`); return }
@@ -155,6 +379,7 @@ export async function startRoom (roomId) {
   }
 
   function deleteFile (path) {
+    if (!mayEdit()) return
     if (!confirm(`Delete ${path} for everyone in the room?`)) return
     doc.transact(() => files.delete(path))
   }
@@ -188,7 +413,8 @@ export async function startRoom (roomId) {
     if (view) { view.destroy(); view = null }
     current = null
     $('#current-file').textContent = 'No file open'
-    editorHost.replaceChildren(h('p', { class: 'empty' }, 'No files yet. Add one with “+ New file”.'))
+    const empty = access.canEdit ? 'No files yet. Add one with “+ New file”.' : 'No files yet.'
+    editorHost.replaceChildren(h('p', { class: 'empty' }, empty))
     setAwarenessFile(null)
   }
 
@@ -210,6 +436,7 @@ export async function startRoom (roomId) {
           basicSetup,
           keymap.of([indentWithTab]),
           language.of(languageFor(path)),
+          editable.of(editableExtension()),
           EditorView.contentAttributes.of({ 'aria-label': `Editor for ${path}` }),
           yCollab(ytext, awareness, { undoManager: um })
         ]
@@ -249,19 +476,16 @@ export async function startRoom (roomId) {
     $('#people-count').textContent = `${states.length} here`
   }
   awareness.on('change', renderPeople)
-  renderPeople()
-
-  // --- name -----------------------------------------------------------------
-  $('#change-name').addEventListener('click', async () => {
-    const next = await askName({ force: true })
-    const c = userColor(next)
-    awareness.setLocalStateField('user', { name: next, color: c.color, colorLight: c.light })
-    if (current) { const p = current; current = null; openFile(p) } // redraw own caret label colour
-  })
 
   // --- keyboard: Ctrl/Cmd-S and Ctrl/Cmd-Enter outside the editor -----------
-  function savedHint () { toast('Saved automatically — every change is stored as you type.') }
-  function runHint () { toast('Run (Ctrl/Cmd-Enter) is coming soon.') }
+  function savedHint () {
+    toast(access.canEdit
+      ? 'Saved automatically — every change is stored as you type.'
+      : 'You are a viewer here: there is nothing of yours to save.')
+  }
+  function runHint () {
+    toast(access.canEdit ? 'Run (Ctrl/Cmd-Enter) is coming soon.' : 'Viewers cannot run the room\'s code.')
+  }
   window.addEventListener('keydown', (ev) => {
     if (ev.defaultPrevented || !(ev.ctrlKey || ev.metaKey)) return
     if (ev.key === 's' || ev.key === 'S') { ev.preventDefault(); savedHint() }
@@ -269,75 +493,32 @@ export async function startRoom (roomId) {
   })
   $('#run').addEventListener('click', runHint)
 
-  // --- versions -------------------------------------------------------------
-  setupVersions(roomId)
+  // --- side panels: versions, settings (one at a time) ----------------------
+  function onPanel (which) {
+    document.body.classList.toggle('panel-open', which !== null)
+    if (which !== 'versions') versions.close()
+    if (which !== 'settings') settings.close()
+  }
+  const onSessionEnd = (err) => { if (err instanceof ApiError && err.status === 401) endSession(4401, err.message) }
+  const versions = setupVersions(roomId, { onOpen: onPanel, onUnauthorized: onSessionEnd })
+  const settings = setupSettings(roomId, me, room, { onOpen: onPanel, onUnauthorized: onSessionEnd })
 
   // Tests and curious people: the live objects.
-  window.ocl = { doc, provider, awareness, files, get view () { return view }, get current () { return current } }
-  renderFiles()
-}
-
-function setupVersions (roomId) {
-  const panel = $('#versions')
-  const toggle = $('#toggle-versions')
-  const list = $('#version-list')
-  const form = $('#version-form')
-  const input = $('#version-name')
-  const status = $('#versions-status')
-  const base = `/api/rooms/${encodeURIComponent(roomId)}/versions`
-
-  function setOpen (open) {
-    panel.hidden = !open
-    toggle.setAttribute('aria-expanded', String(open))
-    document.body.classList.toggle('versions-open', open)
-    if (open) refresh()
+  window.ocl = {
+    doc,
+    provider,
+    awareness,
+    files,
+    me,
+    access,
+    sendRoom,
+    get view () { return view },
+    get current () { return current }
   }
-  toggle.addEventListener('click', () => setOpen(panel.hidden))
-  $('#close-versions').addEventListener('click', () => setOpen(false))
-
-  async function refresh () {
-    try {
-      const { versions } = await fetchJSON(base)
-      versions.sort((a, b) => b.id - a.id)
-      list.replaceChildren(...versions.map((v) => h('li', { class: 'version', dataset: { version: String(v.id) } },
-        h('div', { class: 'version-text' },
-          h('span', { class: 'version-name' }, v.name),
-          h('time', { datetime: v.created_at, class: 'version-time' }, timeAgo(v.created_at))),
-        h('button', { class: 'btn small', 'aria-label': `Restore version ${v.name}`, onclick: () => restore(v) }, 'Restore')
-      )))
-      status.textContent = versions.length ? '' : 'No saved versions yet.'
-    } catch (err) {
-      status.textContent = `Could not load versions: ${err.message}`
-    }
-  }
-
-  async function restore (v) {
-    if (!confirm(`Restore “${v.name}”? Everyone's files become that version (this can itself be undone by restoring another version).`)) return
-    try {
-      await fetchJSON(`${base}/${v.id}/restore`, { method: 'POST', body: '{}' })
-      toast(`Restored “${v.name}”`)
-    } catch (err) {
-      toast(`Restore failed: ${err.message}`)
-    }
-  }
-
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault()
-    const name = input.value.trim()
-    if (!name) { input.focus(); return }
-    const button = form.querySelector('button')
-    button.disabled = true
-    try {
-      await fetchJSON(base, { method: 'POST', body: JSON.stringify({ name }) })
-      input.value = ''
-      toast(`Saved version “${name}”`)
-      await refresh()
-    } catch (err) {
-      toast(`Could not save the version: ${err.message}`)
-    } finally {
-      button.disabled = false
-    }
-  })
+  applyAccess()
+  renderPeople()
+  provider.connect()
+  renderConnection()
 }
 
 function initials (name) {

@@ -46,14 +46,23 @@ export function checkPath (path) {
 const ROOM_ID = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/
 export const validRoomId = (id) => ROOM_ID.test(id)
 
+/** An HTTP API error: the server's JSON message, with the status to act on. */
+export class ApiError extends Error {
+  constructor (status, message) {
+    super(message)
+    this.status = status
+  }
+}
+
 export async function fetchJSON (url, options = {}) {
   const res = await fetch(url, {
+    credentials: 'same-origin', // the session cookie
     ...options,
     headers: { Accept: 'application/json', ...(options.body ? { 'Content-Type': 'application/json' } : {}) }
   })
   let body = null
   try { body = await res.json() } catch { body = null }
-  if (!res.ok) throw new Error((body && body.error) || `${res.status} ${res.statusText}`)
+  if (!res.ok) throw new ApiError(res.status, (body && body.error) || `${res.status} ${res.statusText}`)
   return body
 }
 
