@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: serve test install install-test chromium lint bench web web-check
+.PHONY: serve test install install-test chromium images lint bench web web-check
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 install:
@@ -12,6 +12,12 @@ install-test:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	@test -x /usr/bin/chromium || $(MAKE) chromium
+	$(MAKE) images
+
+# Runs need a Docker Engine and the run image: Debian's docker.io, started if it
+# is not running, and the image built offline with debootstrap (reused when present).
+images:
+	$(SUDO) executor/images/build.sh
 
 # The browser tests drive Debian's Chromium (never a downloaded browser).
 chromium:

@@ -20,7 +20,7 @@ from .commit import GroupCommit, UpdateLog
 from .connection import Connection
 from .limits import RoomLimits
 from .registry import JoinRefused, RoomRegistry, RoomStore
-from .room import Room
+from .room import Room, RunHandler
 
 __all__ = [
     "GLOBAL_ROLES",
@@ -38,6 +38,7 @@ __all__ = [
     "RoomRegistry",
     "RoomRole",
     "RoomStore",
+    "RunHandler",
     "UpdateLog",
     "can_control_demo",
     "can_edit",

@@ -34,7 +34,28 @@ class DemoControl(msgspec.Struct, tag="demo", tag_field="type"):
     rate: float | None = None
 
 
-ClientMessage = ClientHello | Ping | DemoControl
+class RunRequest(msgspec.Struct, tag="run", tag_field="type"):
+    """Run the room's current files (or grade them against ``tests``)."""
+
+    entry: str | None = None
+    language: str | None = None
+    stdin: str = ""
+
+
+class RunInput(msgspec.Struct, tag="run.input", tag_field="type"):
+    """Text for a running program's standard input; ``eof`` closes it."""
+
+    run: str
+    data: str = ""
+    eof: bool = False
+
+
+class RunStop(msgspec.Struct, tag="run.stop", tag_field="type"):
+    run: str
+
+
+RunMessage = RunRequest | RunInput | RunStop
+ClientMessage = ClientHello | Ping | DemoControl | RunRequest | RunInput | RunStop
 
 
 class ServerHello(msgspec.Struct, tag="hello", tag_field="type"):
@@ -82,7 +103,46 @@ class DemoState(msgspec.Struct, tag="demo.state", tag_field="type"):
     by: str = ""
 
 
-ServerMessage = ServerHello | Access | Pong | Notice | DemoState
+class RunStarted(msgspec.Struct, tag="run.started", tag_field="type"):
+    run: str
+    by: str
+    language: str
+    entry: str
+    #: Server time (ms) the run started.
+    at: float
+
+
+class RunOutput(msgspec.Struct, tag="run.output", tag_field="type"):
+    run: str
+    stream: Literal["stdout", "stderr"]
+    data: str
+    #: Chunks of one run are numbered from 0, in the order printed.
+    seq: int
+
+
+class RunTest(msgspec.Struct):
+    name: str
+    passed: bool
+    message: str = ""
+
+
+class RunExit(msgspec.Struct, tag="run.exit", tag_field="type"):
+    run: str
+    status: str
+    exit_code: int | None
+    signal: int | None
+    wall_ms: float
+    cpu_ms: float
+    peak_memory_bytes: int
+    output_truncated: bool
+    message: str
+    tests: list[RunTest] | None = None
+    score: float | None = None
+
+
+ServerMessage = (
+    ServerHello | Access | Pong | Notice | DemoState | RunStarted | RunOutput | RunExit
+)
 
 _decoder = msgspec.msgpack.Decoder(ClientMessage)
 _encoder = msgspec.msgpack.Encoder()

@@ -21,7 +21,7 @@ from .closecodes import CloseCode
 from .commit import GroupCommit
 from .connection import Connection
 from .limits import RoomLimits
-from .room import Compactor, Room
+from .room import Compactor, Room, RunHandler
 
 log = logging.getLogger("opencode_live.rooms")
 
@@ -51,8 +51,16 @@ class JoinRefused(Exception):
 
 
 class RoomRegistry:
-    def __init__(self, limits: RoomLimits, store: RoomStore, commit: GroupCommit) -> None:
+    def __init__(
+        self,
+        limits: RoomLimits,
+        store: RoomStore,
+        commit: GroupCommit,
+        runs: RunHandler | None = None,
+    ) -> None:
         self.limits = limits
+        #: Given to every room: where its run requests go.
+        self.runs = runs
         self.rooms: dict[str, Room] = {}
         self.store = store
         self.commit = commit
@@ -107,6 +115,7 @@ class RoomRegistry:
             if len(self.rooms) >= self.limits.max_rooms:
                 raise JoinRefused(CloseCode.TRY_AGAIN_LATER, "server is at its room limit")
             room = Room(room_id, self.limits, self.commit, self.store)
+            room.runs = self.runs
             self.rooms[room_id] = room
             metrics.ROOMS.set(len(self.rooms))
             task = asyncio.get_running_loop().create_task(self._load(room))

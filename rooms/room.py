@@ -45,6 +45,20 @@ log = logging.getLogger("opencode_live.rooms")
 EMPTY_UPDATE = b"\x00\x00"
 
 
+class RunHandler(Protocol):
+    """Takes a room's run messages (the server's run service provides it)."""
+
+    def handle(self, room: Room, conn: Connection, msg: extension.RunMessage) -> None: ...
+
+    def greet(self, room: Room, conn: Connection) -> None:
+        """Tell a joiner about runs in flight."""
+        ...
+
+    def left(self, room: Room, conn: Connection) -> None:
+        """A connection left: a run it asked for may have nobody watching."""
+        ...
+
+
 class Compactor(Protocol):
     """What a room needs of the store for compaction (``store.Store`` provides it)."""
 
@@ -71,6 +85,10 @@ class Room:
         self._compacting = False
         #: Updates submitted to the log whose commit has not returned yet.
         self.uncommitted = 0
+        #: Updates submitted and committed so far, and who waits for a count.
+        self._submitted = 0
+        self._stored = 0
+        self._settle_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.document = RoomDocument()
         self.awareness = AwarenessTable()
         self.connections: dict[Connection, None] = {}
@@ -80,6 +98,8 @@ class Room:
         #: Connections that asked to join while the room was loading.
         self.joining = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Where run requests go (the server's run service); None: runs are off.
+        self.runs: RunHandler | None = None
         #: The demo everyone in the room follows (``demos.playback``).
         self.playback = demos.IDLE
         self._playback_by = ""
@@ -106,6 +126,8 @@ class Room:
         if conn not in self.connections:
             return
         del self.connections[conn]
+        if self.runs is not None:
+            self.runs.left(self, conn)
         if conn.controlled:
             removal = self.awareness.remove(conn.controlled)
             conn.controlled.clear()
@@ -144,6 +166,7 @@ class Room:
             after = partial(self._committed, update, frame, conn, received)
             if self.commit.submit(self.id, update, after, conn.person.user_id):
                 self.uncommitted += 1
+                self._submitted += 1
             else:
                 conn.close(CloseCode.TRY_AGAIN_LATER, "changes cannot be saved right now")
         elif kind is MessageKind.AWARENESS:
@@ -253,9 +276,34 @@ class Room:
         if not self.commit.submit(self.id, update, committed, author):
             raise ConnectionError("changes cannot be saved right now")
         self.uncommitted += 1
+        self._submitted += 1
         await done
 
+    async def settled(self, timeout: float) -> bool:
+        """Wait until every update received so far is stored and applied (so the
+        document holds what a client typed just before asking for a run).
+        False if that took longer than ``timeout``."""
+        if self._stored >= self._submitted:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._settle_waiters.append((self._submitted, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     def _logged(self, seq: int, size: int) -> None:
+        self._stored += 1
+        if self._settle_waiters:
+            still = []
+            for target, waiter in self._settle_waiters:
+                if self._stored >= target:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                else:
+                    still.append((target, waiter))
+            self._settle_waiters = still
         self.last_seq = seq
         self.log_rows += 1
         self.log_bytes += size
@@ -319,6 +367,10 @@ class Room:
             )
         elif isinstance(msg, extension.DemoControl):
             self._demo_control(conn, msg)
+        elif self.runs is None:
+            self.notify(conn, "error", "runs-unavailable", "this server does not run code")
+        else:
+            self.runs.handle(self, conn, msg)
 
     def _demo_control(self, conn: Connection, msg: extension.DemoControl) -> None:
         """A presenter's command; everyone else is refused, whatever their page shows."""
@@ -345,10 +397,7 @@ class Room:
             self.notify(conn, "error", "bad-demo-command", str(exc))
             return
         self._playback_by = conn.person.name
-        frame = binary_frame(room_message(extension.encode_server(self._demo_state())))
-        for peer in self.connections:
-            if peer.extension:
-                peer.send_frame(frame)
+        self.broadcast_room(self._demo_state())
 
     def _demo_state(self) -> extension.DemoState:
         state = self.playback
@@ -378,9 +427,23 @@ class Room:
         self._send_room(conn, hello)
         if self.playback.demo is not None:  # a late joiner lands where everyone is
             self._send_room(conn, self._demo_state())
+        if self.runs is not None:
+            self.runs.greet(self, conn)
 
     def _send_room(self, conn: Connection, message: extension.ServerMessage) -> None:
         conn.send(room_message(extension.encode_server(message)))
+
+    def send_room(self, conn: Connection, message: extension.ServerMessage) -> None:
+        """One extension message to one connection that speaks the channel."""
+        if conn.extension:
+            self._send_room(conn, message)
+
+    def broadcast_room(self, message: extension.ServerMessage) -> None:
+        """One extension message to everyone here who speaks the channel, framed once."""
+        frame = binary_frame(room_message(extension.encode_server(message)))
+        for peer in self.connections:
+            if peer.extension:
+                peer.send_frame(frame)
 
     def notify(self, conn: Connection, level: str, code: str, text: str) -> None:
         """A notice on the extension channel; plain Yjs clients are not sent one."""

@@ -9,17 +9,19 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from executor import Executor
 from rooms import CloseCode, GroupCommit, RoomRegistry
 from store import EmbeddedPostgres, Store
 
-from . import api, heartbeat, pages, roomsapi, signin, versions, ws
+from . import api, heartbeat, pages, roomsapi, runsapi, signin, versions, ws
 from .apiauth import api_auth
 from .auth import Gate
 from .config import Settings
 from .frontdoor import FrontDoor
-from .keys import API_LIMIT, GATE, REGISTRY, RUN_LIMIT, SETTINGS, SOCKETS, STORE, VERIFIER
+from .keys import API_LIMIT, GATE, REGISTRY, RUN_LIMIT, RUNS, SETTINGS, SOCKETS, STORE, VERIFIER
 from .ratelimit import HourlyLimit
 from .roomsocket import RoomSockets
+from .runs import RunService
 
 log = logging.getLogger("opencode_live.server")
 
@@ -40,7 +42,11 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = f"unavailable: {exc}"
     if not commit.healthy:
         checks["commits"] = f"failing: {commit.queued} updates waiting to be stored"
+    executor = request.app[RUNS].executor
+    # Runs being off does not make rooms unready: said here, not counted against readiness.
+    runs_check = "ok" if executor.available else f"unavailable: {executor.reason}"
     ready = all(v == "ok" for v in checks.values()) and commit.healthy
+    checks["runs"] = runs_check
     return web.json_response(
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,
@@ -83,7 +89,9 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app[VERIFIER] = verifier = settings.token_verifier()
     app[GATE] = Gate(verifier, store)
     app[API_LIMIT] = HourlyLimit(settings.api_requests_per_hour)
-    app[RUN_LIMIT] = HourlyLimit(settings.runs_per_hour)
+    app[RUN_LIMIT] = run_limit = HourlyLimit(settings.runs_per_hour)
+    executor = Executor(settings.executor_config())
+    app[RUNS] = runs = RunService(executor, run_limit, settings.run_limits())
     limits = settings.room_limits()
     registry: RoomRegistry | None = None
 
@@ -101,7 +109,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         on_outage=outage,
         on_recovery=recovery,
     )
-    registry = RoomRegistry(limits, store, commit)
+    registry = RoomRegistry(limits, store, commit, runs)
     app[REGISTRY] = registry
     sockets = RoomSockets(
         registry,
@@ -116,6 +124,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/rooms/{room_id}", ws.room_socket)
     roomsapi.add_routes(app)
+    runsapi.add_routes(app)
     app.router.add_get("/api/rooms/{room_id}/files", api.get_files)
     app.router.add_get("/api/rooms/{room_id}/files/{path:.+}", api.get_file)
     app.router.add_put("/api/rooms/{room_id}/files/{path:.+}", api.put_file)
@@ -131,6 +140,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     async def start(app: web.Application) -> None:
         commit.start()
         await registry.start()
+        await executor.start()  # never fails: without an engine, runs say why they are off
         if settings.heartbeat_seconds > 0:
             tasks.append(asyncio.create_task(heartbeat.run(registry, settings.heartbeat_seconds)))
 
@@ -144,6 +154,8 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         sockets.close_all(CloseCode.GOING_AWAY, "server shutting down")
         await sockets.wait_closed(timeout / 2)
         await registry.close(CloseCode.GOING_AWAY, "server shutting down")
+        await runs.close()
+        await executor.close()
 
     async def cleanup(app: web.Application) -> None:
         if owned:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from executor import ExecutorConfig, Limits
 from rooms import RoomLimits
 
 from .ratelimit import SocketRates
@@ -126,6 +127,46 @@ class Settings:
     runs_per_hour: int = _setting(
         50, "OPENCODE_LIVE_RUNS_PER_HOUR", "code runs one user may start per hour (then 429)"
     )
+    docker_host: str = _setting(
+        "",
+        "DOCKER_HOST",
+        "Docker Engine that runs code; empty: the local engine. Without one the server "
+        "still starts and runs say why they are off",
+    )
+    run_image: str = _setting(
+        "opencode-live/runner:1",
+        "OPENCODE_LIVE_RUN_IMAGE",
+        "image runs use (built offline by executor/images/build.sh; point at your own)",
+    )
+    run_pool_warm: int = _setting(
+        4, "OPENCODE_LIVE_RUN_POOL_WARM", "containers kept started ahead of need"
+    )
+    run_pool_max: int = _setting(
+        64, "OPENCODE_LIVE_RUN_POOL_MAX", "containers at most (warm, running and kept per user)"
+    )
+    runs_per_container: int = _setting(
+        50,
+        "OPENCODE_LIVE_RUNS_PER_CONTAINER",
+        "runs one container serves (always for one user) before it is replaced",
+    )
+    run_cpus: float = _setting(1.0, "OPENCODE_LIVE_RUN_CPUS", "CPUs one run may use")
+    run_memory_mb: int = _setting(
+        512, "OPENCODE_LIVE_RUN_MEMORY_MB", "memory of one run in MB (no swap beyond it)"
+    )
+    run_disk_mb: int = _setting(
+        100, "OPENCODE_LIVE_RUN_DISK_MB", "writable space of one run in MB (workspace, /tmp)"
+    )
+    run_wall_seconds: float = _setting(
+        30.0, "OPENCODE_LIVE_RUN_WALL_SECONDS", "seconds a run may take (then: timeout)"
+    )
+    run_pids: int = _setting(
+        128, "OPENCODE_LIVE_RUN_PIDS", "processes and threads one run may have (cgroup pids)"
+    )
+    run_output_bytes: int = _setting(
+        1 * MiB,
+        "OPENCODE_LIVE_RUN_OUTPUT_BYTES",
+        "output kept and streamed per run; past it the program is stopped (output-limit)",
+    )
     socket_messages_per_second: float = _setting(
         100.0,
         "OPENCODE_LIVE_SOCKET_MESSAGES_PER_SECOND",
@@ -158,6 +199,26 @@ class Settings:
             issuer=self.auth_issuer,
             audience=self.auth_audience,
             leeway_seconds=self.auth_leeway_seconds,
+        )
+
+    def run_limits(self) -> Limits:
+        return Limits(
+            cpus=self.run_cpus,
+            memory_bytes=self.run_memory_mb * MiB,
+            disk_bytes=self.run_disk_mb * MiB,
+            wall_seconds=self.run_wall_seconds,
+            pids=self.run_pids,
+            output_bytes=self.run_output_bytes,
+        )
+
+    def executor_config(self) -> ExecutorConfig:
+        return ExecutorConfig(
+            image=self.run_image,
+            docker_host=self.docker_host or None,
+            warm=self.run_pool_warm,
+            max_containers=self.run_pool_max,
+            runs_per_container=self.runs_per_container,
+            limits=self.run_limits(),
         )
 
     def socket_rates(self) -> SocketRates:
@@ -206,6 +267,8 @@ class Settings:
             or self.socket_bytes_per_second <= 0
         ):
             raise ValueError("socket rate limits must be positive")
+        if self.run_pool_warm < 0 or self.run_pool_max < max(1, self.run_pool_warm):
+            raise ValueError("the run pool needs max >= warm >= 0 and max >= 1")
 
 
 def _flag(name: str) -> str:

@@ -11,6 +11,7 @@ from .auth import Gate
 from .config import Settings
 from .ratelimit import HourlyLimit
 from .roomsocket import RoomSockets
+from .runs import RunService
 from .tokens import TokenVerifier
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +22,4 @@ VERIFIER = web.AppKey("verifier", TokenVerifier)
 GATE = web.AppKey("gate", Gate)
 API_LIMIT = web.AppKey("api_limit", HourlyLimit)
 RUN_LIMIT = web.AppKey("run_limit", HourlyLimit)
+RUNS = web.AppKey("runs", RunService)

@@ -210,6 +210,10 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
             "0",
             "--data-dir",
             str(data_dir),
+            # no warm run containers for the many servers that never run code (a test
+            # that does passes its own --run-pool-warm, which comes later and wins)
+            "--run-pool-warm",
+            "0",
             *args,
         ],
         cwd=ROOT,
@@ -229,6 +233,34 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
         time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+
+
+def docker_reason() -> str | None:
+    """None when a Docker Engine answers and the run image is there, else why not."""
+    try:
+        import docker
+    except ImportError:
+        return "the docker SDK is not installed"
+    try:
+        client = docker.from_env(timeout=10)
+        try:
+            client.ping()
+            client.images.get(RUN_IMAGE)
+        finally:
+            client.close()
+    except Exception as exc:  # docker.errors.* and connection errors alike
+        return f"no Docker Engine with {RUN_IMAGE} (run executor/images/build.sh): {exc}"
+    return None
+
+
+RUN_IMAGE = "opencode-live/runner:1"
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Tests that run code need a real Docker Engine and the run image."""
+    reason = docker_reason()
+    need(reason is None, reason or "")
 
 
 @pytest.fixture

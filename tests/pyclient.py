@@ -48,6 +48,8 @@ class YClient:
         self.awareness_clock = 0
         self._reader: asyncio.Task[None] | None = None
         self._remote = False
+        #: Local edits on their way out: later messages wait for them, keeping the order.
+        self._sending: set[asyncio.Task[None]] = set()
         self._sub = self.doc.observe(self._on_local_update)
 
     @property
@@ -75,6 +77,9 @@ class YClient:
         await self.send(awareness_message(update))
 
     async def send_room(self, body: dict[str, Any]) -> None:
+        """An extension message, sent after the edits made before it (as a real client does)."""
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
         await self.send(room_message(msgspec.msgpack.encode(body)))
 
     def text(self, path: str) -> str | None:
@@ -94,7 +99,9 @@ class YClient:
             return
         update = event.update
         if update != b"\x00\x00":
-            asyncio.get_running_loop().create_task(self.send(sync_update(update)))
+            task = asyncio.get_running_loop().create_task(self.send(sync_update(update)))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _read(self) -> None:
         assert self.ws is not None

@@ -1,0 +1,369 @@
+"""Runs in rooms: "Run" pressed by one person, watched live by everyone in the room.
+
+The room hands its run messages here (``rooms.RunHandler``). A request is
+checked in order (role, engine, one run per room, the person's hourly
+allowance), the room's current files become an ``executor.Job``, and the
+program's output is broadcast as ``run.output`` chunks as it is printed, then
+``run.exit``. Anyone who may edit the room can type into the program's
+standard input or stop it. A run whose requester leaves an otherwise empty
+room is stopped after a short grace, so a page reload does not kill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from executor import Executor, ExecutorError, Job, JobError, Limits, OutputChunk, Result, Run
+from rooms import Connection, Person, Room, can_run, metrics
+from rooms.extension import (
+    RunExit,
+    RunInput,
+    RunMessage,
+    RunOutput,
+    RunRequest,
+    RunStarted,
+    RunStop,
+    RunTest,
+    server_time_ms,
+)
+
+from .ratelimit import HourlyLimit, retry_after_header
+
+log = logging.getLogger("opencode_live.server")
+
+#: Seconds a run goes on after its requester left a room nobody else is in.
+ORPHAN_GRACE_SECONDS = 3.0
+#: Longest wait for the room's pending updates to be stored before a run reads its files.
+SETTLE_SECONDS = 5.0
+#: Entry files tried, in order, when a request names none.
+DEFAULT_ENTRIES = ("main.py", "index.js", "main.js", "app.py")
+EXTENSIONS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript"}
+
+
+class RunRefused(Exception):
+    """A run request turned down; ``code`` is the notice code, the text says why."""
+
+    def __init__(self, code: str, text: str, retry_after: float | None = None) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+        self.retry_after = retry_after
+
+
+@dataclass
+class RoomRun:
+    id: str
+    room: Room
+    by: Person
+    language: str
+    entry: str
+    started_at: float
+    requester: Connection | None
+    stdin: str = ""
+    #: The executor's handle, once the program started.
+    handle: Run | None = None
+    seq: int = 0
+    decoders: dict[str, codecs.IncrementalDecoder] = field(default_factory=dict)
+    orphan_timer: asyncio.TimerHandle | None = None
+    #: For an HTTP request: the output, also kept to answer with (bounded by the run's cap).
+    collected: list[tuple[str, str]] | None = None
+
+    def started_message(self) -> RunStarted:
+        return RunStarted(
+            run=self.id,
+            by=self.by.name,
+            language=self.language,
+            entry=self.entry,
+            at=self.started_at,
+        )
+
+
+def choose_entry(files: dict[str, str], entry: str | None, languages: set[str]) -> tuple[str, str]:
+    """The file to run and its language; RunRefused when there is none to run."""
+    if entry is not None:
+        if entry not in files:
+            raise RunRefused("bad-run-request", f"there is no file {entry!r} in this room")
+        candidates = [entry]
+    else:
+        candidates = [name for name in DEFAULT_ENTRIES if name in files] + sorted(files)
+    for name in candidates:
+        language = EXTENSIONS.get(PurePosixPath(name).suffix)
+        if language is not None and language in languages:
+            return name, language
+    if entry is not None:
+        raise RunRefused("bad-run-request", f"{entry!r} is not a file this server can run")
+    raise RunRefused("bad-run-request", "no file to run: add main.py or index.js")
+
+
+def result_json(result: Result) -> dict[str, object]:
+    return {
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+        "wall_ms": result.wall_ms,
+        "cpu_ms": result.cpu_ms,
+        "peak_memory_bytes": result.peak_memory_bytes,
+        "output_truncated": result.output_truncated,
+        "message": result.message,
+        "tests": [{"name": t.name, "passed": t.passed, "message": t.message} for t in result.tests]
+        if result.tests is not None
+        else None,
+        "score": result.score,
+    }
+
+
+class RunService:
+    def __init__(self, executor: Executor, limit: HourlyLimit, limits: Limits) -> None:
+        self.executor = executor
+        self.limit = limit
+        self.limits = limits
+        #: Runs in flight, by room id: one per room.
+        self.running: dict[str, RoomRun] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    # -- rooms.RunHandler ---------------------------------------------------
+
+    def handle(self, room: Room, conn: Connection, msg: RunMessage) -> None:
+        if isinstance(msg, RunRequest):
+            try:
+                run = self.start(
+                    room,
+                    conn.person,
+                    can_run(conn.role),
+                    requester=conn,
+                    entry=msg.entry,
+                    stdin=msg.stdin,
+                )
+            except RunRefused as refused:
+                room.notify(conn, "error", refused.code, refused.text)
+                return
+            self._keep(run)
+            return
+        current = self.running.get(room.id)
+        if current is None or current.id != msg.run:
+            room.notify(conn, "error", "no-such-run", f"run {msg.run!r} is not running here")
+            return
+        if not can_run(conn.role):
+            room.notify(
+                conn,
+                "error",
+                "permission-denied",
+                f"typing into or stopping a run needs the editor role; you are "
+                f"{conn.role.with_article}",
+            )
+            return
+        handle = current.handle
+        if handle is None:
+            room.notify(conn, "error", "no-such-run", "the run is still starting: try again")
+            return
+        if isinstance(msg, RunInput):
+            if msg.data:
+                handle.send_input(msg.data.encode("utf-8"))
+            if msg.eof:
+                handle.close_input()
+        elif isinstance(msg, RunStop):
+            handle.stop()
+
+    def greet(self, room: Room, conn: Connection) -> None:
+        current = self.running.get(room.id)
+        if current is not None:
+            room.send_room(conn, current.started_message())
+            if current.orphan_timer is not None:  # someone is watching again
+                current.orphan_timer.cancel()
+                current.orphan_timer = None
+
+    def left(self, room: Room, conn: Connection) -> None:
+        current = self.running.get(room.id)
+        if current is None or current.requester is not conn or room.connections:
+            return
+        loop = asyncio.get_running_loop()
+        current.orphan_timer = loop.call_later(ORPHAN_GRACE_SECONDS, self._orphaned, current)
+
+    def _orphaned(self, run: RoomRun) -> None:
+        run.orphan_timer = None
+        if self.running.get(run.room.id) is run and not run.room.connections:
+            log.info("run stopped: nobody watching", extra={"room": run.room.id, "run": run.id})
+            if run.handle is not None:
+                run.handle.stop()
+
+    # -- starting -----------------------------------------------------------
+
+    def check(self, room_id: str, person: Person, allowed: bool) -> None:
+        """Everything that can refuse a run before any work is done."""
+        if not allowed:
+            raise RunRefused("permission-denied", "running this room's code needs the editor role")
+        if not self.executor.available:
+            raise RunRefused("runs-unavailable", f"runs are unavailable: {self.executor.reason}")
+        if room_id in self.running:
+            raise RunRefused(
+                "run-busy", "a run is already going in this room: wait for it or stop it"
+            )
+        wait = self.limit.hit(person.user_id)
+        if wait is not None:
+            metrics.RATE_LIMITED.labels(limit="runs").inc()
+            raise RunRefused(
+                "rate-limited",
+                f"rate limit: {self.limit.limit} runs per hour per user; retry in "
+                f"{retry_after_header(wait)} s",
+                retry_after=wait,
+            )
+
+    def start(
+        self,
+        room: Room,
+        person: Person,
+        allowed: bool,
+        *,
+        requester: Connection | None,
+        entry: str | None = None,
+        stdin: str = "",
+    ) -> RoomRun:
+        """Reserve the room's run slot and return the run; the caller awaits ``execute``."""
+        self.check(room.id, person, allowed)
+        run = RoomRun(
+            id=secrets.token_urlsafe(8),
+            room=room,
+            by=person,
+            language="",
+            entry=entry or "",
+            started_at=server_time_ms(),
+            requester=requester,
+        )
+        run.stdin = stdin
+        self.running[room.id] = run  # reserved before the first await
+        return run
+
+    async def _job(self, run: RoomRun) -> Job:
+        """The room's files as they are once what was typed before "Run" is stored."""
+        room = run.room
+        await room.settled(SETTLE_SECONDS)
+        files = room.document.read_files()
+        run.entry, run.language = choose_entry(
+            files, run.entry or None, set(self.executor.languages)
+        )
+        return Job(
+            language=run.language,
+            files=files,
+            entry=run.entry,
+            stdin=run.stdin,
+            limits=self.limits,
+        )
+
+    def _keep(self, run: RoomRun) -> None:
+        task = asyncio.get_running_loop().create_task(self._execute_for(run))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def execute(self, run: RoomRun) -> tuple[Result | None, str]:
+        """Run it, broadcasting as it goes; the result, or None and why it could not start.
+
+        RunRefused when the room has nothing to run.
+        """
+        room = run.room
+        started = time.perf_counter()
+        try:
+            job = await self._job(run)
+        except RunRefused:
+            self.running.pop(room.id, None)
+            raise
+        try:
+            handle = await self.executor.start_run(
+                job, owner=str(run.by.user_id), on_output=self._output(run)
+            )
+        except (ExecutorError, JobError) as exc:
+            self.running.pop(room.id, None)
+            code = "bad-run-request" if isinstance(exc, JobError) else "runs-unavailable"
+            if run.requester is not None:
+                room.notify(run.requester, "error", code, str(exc))
+            return None, str(exc)
+        run.handle = handle
+        room.broadcast_room(run.started_message())
+        if run.orphan_timer is None and run.requester is not None and not room.connections:
+            self.left(room, run.requester)  # the requester left while it was starting
+        log.info(
+            "run started",
+            extra={"room": room.id, "run": run.id, "entry": run.entry, "by": str(run.by.user_id)},
+        )
+        try:
+            result = await handle.wait()
+        finally:
+            self.running.pop(room.id, None)
+            if run.orphan_timer is not None:
+                run.orphan_timer.cancel()
+        self._flush_decoders(run)
+        room.broadcast_room(
+            RunExit(
+                run=run.id,
+                status=result.status,
+                exit_code=result.exit_code,
+                signal=result.signal,
+                wall_ms=result.wall_ms,
+                cpu_ms=result.cpu_ms,
+                peak_memory_bytes=result.peak_memory_bytes,
+                output_truncated=result.output_truncated,
+                message=result.message,
+                tests=[RunTest(t.name, t.passed, t.message) for t in result.tests]
+                if result.tests is not None
+                else None,
+                score=result.score,
+            )
+        )
+        log.info(
+            "run finished",
+            extra={
+                "room": room.id,
+                "run": run.id,
+                "status": result.status,
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+        return result, ""
+
+    async def _execute_for(self, run: RoomRun) -> None:
+        """A run asked for on the socket: refusals go back to whoever asked."""
+        try:
+            await self.execute(run)
+        except RunRefused as refused:
+            if run.requester is not None:
+                run.room.notify(run.requester, "error", refused.code, refused.text)
+
+    def _output(self, run: RoomRun) -> Callable[[OutputChunk], None]:
+        def on_output(chunk: OutputChunk) -> None:
+            decoder = run.decoders.get(chunk.stream)
+            if decoder is None:
+                decoder = run.decoders[chunk.stream] = codecs.getincrementaldecoder("utf-8")(
+                    errors="replace"
+                )
+            text = decoder.decode(chunk.data)
+            if text:
+                self._send_output(run, chunk.stream, text)
+
+        return on_output
+
+    def _send_output(self, run: RoomRun, stream: str, text: str) -> None:
+        if run.collected is not None:
+            run.collected.append((stream, text))
+        run.room.broadcast_room(
+            RunOutput(run=run.id, stream=stream, data=text, seq=run.seq)  # type: ignore[arg-type]
+        )
+        run.seq += 1
+
+    def _flush_decoders(self, run: RoomRun) -> None:
+        for stream, decoder in run.decoders.items():
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                self._send_output(run, stream, tail)
+
+    async def close(self) -> None:
+        for run in list(self.running.values()):
+            if run.handle is not None:
+                run.handle.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
