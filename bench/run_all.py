@@ -1,9 +1,10 @@
 """Run every benchmark against both servers and print a summary against the targets.
 
-    python bench/run_all.py [--server ours|reference|both] [--only fanout,rooms,join,idle,herd]
+    python bench/run_all.py [--server ours|reference|both] [--only fanout,rooms,join,idle,herd,runs]
 
 Each benchmark runs as its own process (its full tables are printed as it
-goes); the summary at the end puts the headline figures side by side.
+goes); the summary at the end puts the headline figures side by side. ``runs`` (code runs
+in rooms, a Docker Engine and the run image needed) measures our server only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ("fanout", "rooms", "join", "idle", "herd")
+ORDER = ("fanout", "rooms", "join", "idle", "herd", "runs")
 
 
 def fig(v: float | None, unit: str = "", digits: int = 1) -> str:
@@ -121,6 +122,51 @@ def summary(data: dict[str, dict], kinds: list[str]) -> list[list[str]]:
             "100/100",
             {k: f"{worst[k]}/{n[k]}" for k in worst},
             worst["ours"] == n["ours"] if "ours" in worst else None,
+        )
+    runs = (data.get("runs") or {}).get("results", {}).get("ours")
+    if runs:
+        h, d = runs["hello"], runs["docker_run"]
+        add(
+            "(f) hello-world run -> run.exit: p50",
+            "< 60 ms",
+            {"ours": fig(h["p50_ms"], " ms")},
+            h["p50_ms"] < 60,
+        )
+        add(
+            "(f) hello-world run -> run.exit: p99",
+            "< 150 ms",
+            {"ours": fig(h["p99_ms"], " ms")},
+            h["p99_ms"] < 150,
+        )
+        add(
+            "(f) docker run --rm hello world: p50 (for comparison)",
+            "-",
+            {"ours": fig(d["p50_ms"], " ms", 0)},
+            None,
+        )
+        fo = runs["first_output"]
+        add(
+            "(f) first output byte: p50",
+            "< 50 ms",
+            {"ours": fig(fo["p50_ms"], " ms")},
+            fo["p50_ms"] < 50,
+        )
+        for b in runs["bursts"]:
+            add(
+                f"(f) burst of {b['users']} runs, pool {b['pool']}: last exit",
+                "all ok, none refused, < 5 s",
+                {
+                    "ours": f"{fig(b['last_exit_s'], ' s', 2)} "
+                    f"{b['ok']}/{b['users']} ok {b['refused']} refused"
+                },
+                b["ok"] == b["users"] and b["refused"] == 0 and b["last_exit_s"] < 5,
+            )
+        s = runs["sustained"]
+        add(
+            f"(f) sustained, {s['users']} users: runs/s",
+            ">= 20/s",
+            {"ours": fig(s["runs_per_second"], "/s")},
+            s["runs_per_second"] >= 20,
         )
     return rows
 

@@ -629,3 +629,43 @@ async def test_yclient_answers_bad_commands_without_crashing(server, nodes):
     with pytest.raises(NodeError, match="timed out"):
         await a.call("waitFiles", files={"never": "there"}, timeoutMs=50)
     assert (await host.call("ping"))["pong"] is True
+
+
+async def test_a_viewers_y_websocket_edits_are_refused_and_the_document_unchanged(
+    server, nodes, http, tokens
+):
+    """A real WebsocketProvider as a viewer: its edits never reach the room or the store."""
+    async with http.post(
+        f"{server.http}/api/rooms", json={"id": "shown", "visibility": "public"}
+    ) as r:
+        assert r.status == 201
+    host = await nodes()
+    owner = await host.connect("owner", server.ws, "shown")
+    await owner.set_file("main.py", "print('lesson')\n")
+    viewer = await host.connect(
+        "viewer", server.ws, "shown", token=tokens.token(user_id="vera", name="Vera")
+    )
+    await viewer.wait_files({"main.py": "print('lesson')\n"})
+
+    await viewer.insert("main.py", "import os\n", index=0)
+    await viewer.set_file("hack.py", "steal()\n")
+    await eventually(lambda: _denied(viewer), what="the viewer is told")
+    status = await viewer.status()
+    assert "viewer" in status["permissionDenied"] and "not saved" in status["permissionDenied"]
+    # the owner goes on; the owner and the store never see the viewer's edits
+    await owner.insert("main.py", "# owner\n")
+    expected = {"main.py": "print('lesson')\n# owner\n"}
+    await owner.wait_files(expected)
+    await eventually(
+        lambda: _stored(http, server, "shown", expected), what="the owner's edit stored"
+    )
+    assert await owner.files() == expected
+    assert (await viewer.status())["connected"]  # refused, not thrown out
+
+
+async def _stored(http, server, room: str, expected: dict[str, str]) -> bool:
+    return await server_files(http, server, room) == expected
+
+
+async def _denied(client) -> bool:
+    return bool((await client.status())["permissionDenied"])
