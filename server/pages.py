@@ -321,9 +321,8 @@ ROOM_HTML = """<div class="app" id="app" hidden>
  aria-controls="settings" aria-label="Room settings" hidden>Settings</button>
 <button class="btn small" id="toggle-versions" type="button" aria-expanded="false"
  aria-controls="versions" aria-label="Show versions">Versions</button>
-<button class="btn small primary" id="run" type="button"
- aria-label="Run (coming soon, Ctrl or Cmd + Enter)"
- title="Run — coming soon (Ctrl/Cmd-Enter)">▶ Run</button>
+<button class="btn small primary" id="run" type="button" data-action="run"
+ aria-label="Run (Ctrl or Cmd + Enter)" title="Run (Ctrl/Cmd-Enter)">▶ Run</button>
 </header>
 <div class="room-alert" id="room-alert" role="alert" hidden><span id="room-alert-text"></span>
 <span class="room-alert-actions" id="room-alert-actions"></span></div>
@@ -334,18 +333,43 @@ ROOM_HTML = """<div class="app" id="app" hidden>
 </div>
 <ul class="file-list" id="file-list" aria-label="Files in this room"></ul>
 <div class="sidebar-foot"><p id="save-hint">Changes are saved automatically.</p>
-<p><kbd>Ctrl</kbd>/<kbd>⌘</kbd> <kbd>Enter</kbd> Run (soon)</p></div>
+<p><kbd>Ctrl</kbd>/<kbd>⌘</kbd> <kbd>Enter</kbd> Run</p></div>
 </nav>
 <main class="main">
 <div class="editor-bar">
 <span class="current-file" id="current-file" aria-live="polite">Loading…</span>
 <span class="readonly-badge" id="readonly" hidden
  title="You are a viewer in this room: you see every change live but cannot edit"
- >Read-only · viewer</span></div>
+ >Read-only · viewer</span>
+<button class="btn small" id="run-file" type="button" hidden>▶ Run this file</button></div>
 <div class="notice" id="notice" role="status" aria-live="polite" hidden>
 <span id="notice-text"></span><span class="notice-actions" id="notice-actions"></span>
 <button class="icon-btn" id="notice-close" type="button" aria-label="Dismiss">✕</button></div>
 <div class="editor" id="editor"></div>
+<section class="output" id="output" data-state="idle" aria-labelledby="output-title">
+<div class="output-resize" id="output-resize" role="separator" aria-orientation="horizontal"
+ aria-label="Resize the output panel (arrow keys)" aria-controls="output" tabindex="0"></div>
+<div class="output-bar">
+<button class="icon-btn output-toggle" id="output-toggle" type="button" aria-expanded="true"
+ aria-controls="output-body" aria-label="Hide the output">▾</button>
+<h2 class="output-title" id="output-title">Output</h2>
+<span class="run-status" id="run-status" role="status" aria-live="polite">Nothing run yet</span>
+<button class="btn small" id="output-clear" type="button"
+ title="Clear the output on this page (others keep theirs)">Clear</button>
+</div>
+<div class="output-body" id="output-body">
+<div class="output-log" id="output-log" tabindex="0" aria-label="Output of the room's runs">
+<p class="output-empty" id="output-empty"></p></div>
+<form class="run-input" id="run-input-form" aria-label="Input for the running program" hidden>
+<label class="run-input-prompt" for="run-input">stdin &gt;</label>
+<input id="run-input" autocomplete="off" autocapitalize="off" spellcheck="false"
+ placeholder="Type a line for the program and press Enter">
+<button class="btn small" type="submit">Send</button>
+<button class="btn small" id="run-eof" type="button"
+ title="Close the program's input: end of file (Ctrl-D)">EOF</button>
+</form>
+</div>
+</section>
 </main>
 <aside class="panel versions" id="versions" aria-label="Versions" hidden>
 <div class="sidebar-head"><h2>Versions</h2>

@@ -1,5 +1,5 @@
-// The room: files, editor, presence, connection state, versions, settings, and what the
-// person's role allows. The server decides every permission; this page only shows them:
+// The room: files, editor, presence, connection state, runs, versions, settings, and what
+// the person's role allows. The server decides every permission; this page only shows them:
 // viewers get read-only editors and no edit controls, and what the server refuses anyway
 // (a forced edit) is said in a notice.
 import * as Y from 'yjs'
@@ -20,6 +20,7 @@ import { signedIn, showApp, showSignIn, showProblem, canManage } from './session
 import { encode, decode } from './msgpack.js'
 import { setupVersions } from './versions.js'
 import { setupSettings } from './settings.js'
+import { setupRuns } from './runs.js'
 
 const STARTER = '# Welcome! Everyone in this room edits these files together.\nprint("hello, class")\n'
 const MESSAGE_AUTH = 2
@@ -111,18 +112,22 @@ function runRoom (roomId, me, room) {
       showNotice('permission-denied', 'error', reason)
     })
   }
+  /** One message on the room channel; false when the socket is not open. */
   function sendRoom (message) {
     const ws = provider.ws
-    if (!ws || ws.readyState !== WebSocket.OPEN) return
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false
     const encoder = encoding.createEncoder()
     encoding.writeVarUint(encoder, MESSAGE_ROOM)
     encoding.writeVarUint8Array(encoder, encode(message))
     ws.send(encoding.toUint8Array(encoder))
+    return true
   }
 
   function roomMessage (message) {
+    if (runs.message(message)) return
     if (message.type === 'hello') {
       if (typeof message.role === 'string' && message.role) setAccess(message.role, Boolean(message.can_edit))
+      runs.hello(message)
     } else if (message.type === 'access') {
       setAccess(String(message.role), Boolean(message.can_edit))
     } else if (message.type === 'notice') {
@@ -137,7 +142,9 @@ function runRoom (roomId, me, room) {
     clearTimeout(noticeTimer)
     let shown = text
     const actions = []
-    if (code === 'permission-denied') {
+    if (runs.notice(code, level, text)) {
+      shown = capitalize(text) // a run refused or unavailable: the server says why
+    } else if (code === 'permission-denied') {
       shown = `Not saved: ${text}. Reload to see the room as it is.`
       actions.push(h('button', { class: 'btn small', type: 'button', onclick: () => location.reload() }, 'Reload'))
     } else if (code === 'role-changed') {
@@ -162,6 +169,7 @@ function runRoom (roomId, me, room) {
     const known = FINAL_CLOSES[code] || { state: 'Disconnected', text: `The server closed the connection (${code}${reason ? ': ' + reason : ''}).`, action: 'reload' }
     closed = { code, ...known }
     provider.disconnect()
+    runs.disconnected()
     hideNotice()
     alertBar.dataset.code = String(code)
     $('#room-alert-text').textContent = known.text
@@ -192,6 +200,8 @@ function runRoom (roomId, me, room) {
   provider.on('status', ({ status }) => {
     if (status === 'connecting') opened = false
     if (status === 'connected') opened = true
+    if (status === 'disconnected') runs.disconnected()
+    else runs.render()
   })
   provider.on('connection-close', (event) => {
     if (opened || closed || !event || Date.now() - lastCheck < 5000) return
@@ -291,9 +301,7 @@ function runRoom (roomId, me, room) {
     $('#readonly').hidden = access.canEdit || Boolean(closed)
     $('#add-file').hidden = !access.canEdit
     $('#add-file').disabled = !on
-    const run = $('#run')
-    run.disabled = !on
-    run.title = access.canEdit ? 'Run — coming soon (Ctrl/Cmd-Enter)' : 'Viewers cannot run the room\'s code'
+    runs.render()
     $('#save-hint').textContent = closed
       ? 'Disconnected: nothing more is sent or saved.'
       : access.canEdit
@@ -342,6 +350,7 @@ function runRoom (roomId, me, room) {
       )
     }))
     $('#file-count').textContent = String(paths.length)
+    runs.render() // what Run runs follows the files and the open one
     if (paths.length === 0 && view) closeEditor()
   }
 
@@ -406,7 +415,7 @@ function runRoom (roomId, me, room) {
 
   const roomKeys = Prec.highest(keymap.of([
     { key: 'Mod-s', preventDefault: true, run: () => { savedHint(); return true } },
-    { key: 'Mod-Enter', preventDefault: true, run: () => { runHint(); return true } }
+    { key: 'Mod-Enter', preventDefault: true, run: () => { runs.request(); return true } }
   ]))
 
   function closeEditor () {
@@ -483,15 +492,11 @@ function runRoom (roomId, me, room) {
       ? 'Saved automatically — every change is stored as you type.'
       : 'You are a viewer here: there is nothing of yours to save.')
   }
-  function runHint () {
-    toast(access.canEdit ? 'Run (Ctrl/Cmd-Enter) is coming soon.' : 'Viewers cannot run the room\'s code.')
-  }
   window.addEventListener('keydown', (ev) => {
     if (ev.defaultPrevented || !(ev.ctrlKey || ev.metaKey)) return
     if (ev.key === 's' || ev.key === 'S') { ev.preventDefault(); savedHint() }
-    if (ev.key === 'Enter') { ev.preventDefault(); runHint() }
+    if (ev.key === 'Enter') { ev.preventDefault(); runs.request() }
   })
-  $('#run').addEventListener('click', runHint)
 
   // --- side panels: versions, settings (one at a time) ----------------------
   function onPanel (which) {
@@ -501,6 +506,16 @@ function runRoom (roomId, me, room) {
   }
   const onSessionEnd = (err) => { if (err instanceof ApiError && err.status === 401) endSession(4401, err.message) }
   const versions = setupVersions(roomId, { onOpen: onPanel, onUnauthorized: onSessionEnd })
+
+  // --- runs: the Run button, the output everyone watches, the program's input --
+  // (set up here, after everything it reads; the handlers above only call it later)
+  const runs = setupRuns({
+    send: sendRoom,
+    mayRun: mayEdit,
+    connected: () => Boolean(provider.wsconnected) && !closed,
+    paths: sortedPaths,
+    current: () => current
+  })
   const settings = setupSettings(roomId, me, room, { onOpen: onPanel, onUnauthorized: onSessionEnd })
 
   // Tests and curious people: the live objects.
@@ -512,6 +527,7 @@ function runRoom (roomId, me, room) {
     me,
     access,
     sendRoom,
+    runs,
     get view () { return view },
     get current () { return current }
   }
