@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of a bare token",
     )
     add_arguments(token)
+    demo = commands.add_parser("demo", help="work with demo files (*.demo.json)")
+    demo_commands = demo.add_subparsers(dest="demo_command", required=True)
+    validate = demo_commands.add_parser(
+        "validate", help="check demo files; folders are searched for *.demo.json"
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="a demo file or a folder")
     return parser
 
 
@@ -92,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(settings_table())
         return 0
+    if args.command == "demo":
+        from demos.cli import validate_paths
+
+        return validate_paths(args.paths)
     try:
         settings = load_settings(args)
         if args.command == "token":
