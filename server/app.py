@@ -13,7 +13,7 @@ from executor import Executor
 from rooms import CloseCode, GroupCommit, RoomRegistry
 from store import EmbeddedPostgres, Store
 
-from . import api, heartbeat, pages, roomsapi, runsapi, signin, versions, ws
+from . import api, demosapi, heartbeat, pages, roomsapi, runsapi, signin, versions, ws
 from .apiauth import api_auth
 from .auth import Gate
 from .config import Settings
@@ -125,6 +125,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app.router.add_get("/rooms/{room_id}", ws.room_socket)
     roomsapi.add_routes(app)
     runsapi.add_routes(app)
+    demosapi.add_routes(app)
     app.router.add_get("/api/rooms/{room_id}/files", api.get_files)
     app.router.add_get("/api/rooms/{room_id}/files/{path:.+}", api.get_file)
     app.router.add_put("/api/rooms/{room_id}/files/{path:.+}", api.put_file)

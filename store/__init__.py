@@ -9,10 +9,11 @@ from .dsn import database_of, with_database
 from .embedded import EmbeddedPostgres
 from .errors import MigrationError, RoomNotFound, StoreError, StoreUnavailable
 from .migrate import Migration, apply_migrations, load_migrations
-from .records import Member, RoomInfo, RoomRecord, RoomStanding, Version, VersionInfo
+from .records import DemoInfo, Member, RoomInfo, RoomRecord, RoomStanding, Version, VersionInfo
 from .store import Store
 
 __all__ = [
+    "DemoInfo",
     "EmbeddedPostgres",
     "Member",
     "Migration",

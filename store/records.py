@@ -80,3 +80,14 @@ class RoomStanding:
     visibility: str
     cohort: str | None
     member_role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DemoInfo:
+    """A demo in the library, without its document."""
+
+    id: str
+    title: str
+    kind: str
+    created_at: datetime
+    updated_at: datetime

@@ -190,3 +190,21 @@ ON CONFLICT DO NOTHING
 """
 
 GET_USER = "SELECT id, username, display_name, role, cohort FROM users WHERE id = $1"
+
+#: Add or replace a demo; xmax = 0 tells an insert from an update.
+PUT_DEMO = """
+INSERT INTO demos AS d (id, title, kind, document, created_by)
+VALUES ($1, $2, $3, $4::jsonb, $5)
+ON CONFLICT (id) DO UPDATE
+SET title = EXCLUDED.title, kind = EXCLUDED.kind, document = EXCLUDED.document
+RETURNING (xmax = 0) AS created
+"""
+
+GET_DEMO = "SELECT document::text FROM demos WHERE id = $1"
+
+LIST_DEMOS = """
+SELECT id, title, kind, created_at, updated_at FROM demos
+ORDER BY created_at DESC, id LIMIT $1
+"""
+
+DELETE_DEMO = "DELETE FROM demos WHERE id = $1 RETURNING id"

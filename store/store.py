@@ -13,7 +13,15 @@ import asyncpg
 from . import sql
 from .errors import RoomNotFound, StoreUnavailable
 from .migrate import Migration, apply_migrations, load_migrations
-from .records import Member, RoomInfo, RoomRecord, RoomStanding, Version, VersionInfo
+from .records import (
+    DemoInfo,
+    Member,
+    RoomInfo,
+    RoomRecord,
+    RoomStanding,
+    Version,
+    VersionInfo,
+)
 
 log = logging.getLogger("opencode_live.store")
 
@@ -338,3 +346,26 @@ class Store:
     async def remove_member(self, room_id: str, user_id: uuid.UUID) -> bool:
         async with self._connection("remove member") as conn:
             return await conn.fetchval(sql.REMOVE_MEMBER, room_id, user_id) is not None
+
+    # -- demo library ------------------------------------------------------------
+
+    async def put_demo(
+        self, demo_id: str, title: str, kind: str, document: str, by: uuid.UUID | None
+    ) -> bool:
+        """Store a validated demo document; True when it is new, False when replaced."""
+        async with self._connection("put demo") as conn:
+            return bool(await conn.fetchval(sql.PUT_DEMO, demo_id, title, kind, document, by))
+
+    async def get_demo(self, demo_id: str) -> str | None:
+        """The demo's JSON document, or None."""
+        async with self._connection("get demo") as conn:
+            return await conn.fetchval(sql.GET_DEMO, demo_id)
+
+    async def list_demos(self, limit: int = 500) -> list[DemoInfo]:
+        async with self._connection("list demos") as conn:
+            rows = await conn.fetch(sql.LIST_DEMOS, limit)
+        return [DemoInfo(**dict(row)) for row in rows]
+
+    async def delete_demo(self, demo_id: str) -> bool:
+        async with self._connection("delete demo") as conn:
+            return await conn.fetchval(sql.DELETE_DEMO, demo_id) is not None
