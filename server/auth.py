@@ -140,13 +140,14 @@ class Gate:
             if standing is None:
                 if not create:
                     raise Refused(404, f"no room {room_id!r}")
-                await self.store.create_room(
-                    room_id,
-                    person.user_id,
-                    cohort=identity.cohort,
+                created = await self.store.create_room(
+                    room_id, person.user_id, cohort=identity.cohort
                 )
+                if created is not None:
+                    return RoomRole.OWNER  # its creator
+                # someone else created it in between: their rules decide
                 standing = await self.store.room_standing(room_id, person.user_id)
-                if standing is None:  # deleted again in between: nothing to enter
+                if standing is None:  # and deleted it again: nothing to enter
                     raise Refused(404, f"no room {room_id!r}")
         except StoreUnavailable as exc:
             raise Refused(503, f"cannot check access right now: {exc}") from exc

@@ -20,6 +20,7 @@ from .apiauth import IDENTITY, allowed_room, require_role
 from .auth import person_of
 from .errors import json_error
 from .keys import GATE, REGISTRY, STORE
+from .tokens import subject_uuid
 from .upgrade import ROOM_ID, ROOM_ID_RULE
 from .ws import check_room_id
 
@@ -27,9 +28,7 @@ MAX_TITLE = 200
 MAX_COHORT = 100
 
 
-def _room_json(
-    room: RoomInfo, role: RoomRole | None, live: tuple[bool, int]
-) -> dict[str, Any]:
+def _room_json(room: RoomInfo, role: RoomRole | None, live: tuple[bool, int]) -> dict[str, Any]:
     return {
         "id": room.id,
         "title": room.title,
@@ -242,10 +241,7 @@ def _member_id(request: web.Request) -> tuple[uuid.UUID, str]:
     raw = request.match_info["user"]
     if not 1 <= len(raw) <= 200:
         raise json_error(web.HTTPBadRequest, "a user is a UUID or a token subject of 1 to 200")
-    try:
-        return uuid.UUID(raw), raw
-    except ValueError:
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"opencode-live:user:{raw}"), raw
+    return subject_uuid(raw), raw
 
 
 async def set_member(request: web.Request) -> web.Response:

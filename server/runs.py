@@ -16,11 +16,23 @@ import codecs
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from executor import Executor, ExecutorError, Job, JobError, Limits, OutputChunk, Result, Run
+import msgspec
+
+from executor import (
+    Executor,
+    ExecutorError,
+    Job,
+    JobError,
+    LanguageSpec,
+    Limits,
+    OutputChunk,
+    Result,
+    Run,
+)
 from rooms import Connection, Person, Room, can_run, metrics
 from rooms.extension import (
     RunExit,
@@ -30,7 +42,6 @@ from rooms.extension import (
     RunRequest,
     RunStarted,
     RunStop,
-    RunTest,
     server_time_ms,
 )
 
@@ -42,9 +53,6 @@ log = logging.getLogger("opencode_live.server")
 ORPHAN_GRACE_SECONDS = 3.0
 #: Longest wait for the room's pending updates to be stored before a run reads its files.
 SETTLE_SECONDS = 5.0
-#: Entry files tried, in order, when a request names none.
-DEFAULT_ENTRIES = ("main.py", "index.js", "main.js", "app.py")
-EXTENSIONS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript"}
 
 
 class RunRefused(Exception):
@@ -85,21 +93,27 @@ class RoomRun:
         )
 
 
-def choose_entry(files: dict[str, str], entry: str | None, languages: set[str]) -> tuple[str, str]:
-    """The file to run and its language; RunRefused when there is none to run."""
+def choose_entry(
+    files: dict[str, str], entry: str | None, languages: Mapping[str, LanguageSpec]
+) -> tuple[str, str]:
+    """The file to run and its language, from the language specs' own default entries
+    and extensions (a language added as a spec file is runnable here too)."""
+    by_suffix = {suffix: spec.name for spec in languages.values() for suffix in spec.extensions}
     if entry is not None:
         if entry not in files:
             raise RunRefused("bad-run-request", f"there is no file {entry!r} in this room")
         candidates = [entry]
     else:
-        candidates = [name for name in DEFAULT_ENTRIES if name in files] + sorted(files)
+        defaults = sorted(spec.entry for spec in languages.values() if spec.entry in files)
+        candidates = defaults + sorted(files)
     for name in candidates:
-        language = EXTENSIONS.get(PurePosixPath(name).suffix)
-        if language is not None and language in languages:
+        language = by_suffix.get(PurePosixPath(name).suffix)
+        if language is not None:
             return name, language
     if entry is not None:
         raise RunRefused("bad-run-request", f"{entry!r} is not a file this server can run")
-    raise RunRefused("bad-run-request", "no file to run: add main.py or index.js")
+    defaults = " or ".join(sorted(spec.entry for spec in languages.values()))
+    raise RunRefused("bad-run-request", f"no file to run: add {defaults}")
 
 
 def result_json(result: Result) -> dict[str, object]:
@@ -245,9 +259,7 @@ class RunService:
         room = run.room
         await room.settled(SETTLE_SECONDS)
         files = room.document.read_files()
-        run.entry, run.language = choose_entry(
-            files, run.entry or None, set(self.executor.languages)
-        )
+        run.entry, run.language = choose_entry(files, run.entry or None, self.executor.languages)
         return Job(
             language=run.language,
             files=files,
@@ -298,23 +310,7 @@ class RunService:
             if run.orphan_timer is not None:
                 run.orphan_timer.cancel()
         self._flush_decoders(run)
-        room.broadcast_room(
-            RunExit(
-                run=run.id,
-                status=result.status,
-                exit_code=result.exit_code,
-                signal=result.signal,
-                wall_ms=result.wall_ms,
-                cpu_ms=result.cpu_ms,
-                peak_memory_bytes=result.peak_memory_bytes,
-                output_truncated=result.output_truncated,
-                message=result.message,
-                tests=[RunTest(t.name, t.passed, t.message) for t in result.tests]
-                if result.tests is not None
-                else None,
-                score=result.score,
-            )
-        )
+        room.broadcast_room(msgspec.convert({"run": run.id, **result_json(result)}, RunExit))
         log.info(
             "run finished",
             extra={

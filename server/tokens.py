@@ -69,11 +69,15 @@ class Identity:
 
     @property
     def user_uuid(self) -> uuid.UUID:
-        """A stable UUID for the users table, whatever form the issuer's ``sub`` has."""
-        try:
-            return uuid.UUID(self.user_id)
-        except ValueError:
-            return uuid.uuid5(uuid.NAMESPACE_URL, f"opencode-live:user:{self.user_id}")
+        return subject_uuid(self.user_id)
+
+
+def subject_uuid(subject: str) -> uuid.UUID:
+    """A stable UUID for the users table, whatever form the issuer's ``sub`` has."""
+    try:
+        return uuid.UUID(subject)
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"opencode-live:user:{subject}")
 
 
 def load_or_create_secret(data_dir: Path) -> str:

@@ -235,25 +235,33 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
     raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
 
 
+RUN_IMAGE = os.environ.get("OPENCODE_RUNNER_IMAGE", "opencode-live/runner:1")
+
+
 def docker_reason() -> str | None:
-    """None when a Docker Engine answers and the run image is there, else why not."""
+    """None when a Docker Engine answers and has the run image, else why not."""
     try:
         import docker
+        import docker.errors
     except ImportError:
-        return "the docker SDK is not installed"
+        return "the docker SDK is not installed (pip install docker)"
+    from executor.engine import describe
+
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        client = docker.from_env(timeout=10)
-        try:
-            client.ping()
-            client.images.get(RUN_IMAGE)
-        finally:
-            client.close()
-    except Exception as exc:  # docker.errors.* and connection errors alike
-        return f"no Docker Engine with {RUN_IMAGE} (run executor/images/build.sh): {exc}"
+        client = docker.from_env(version="auto", timeout=5)
+    except Exception as exc:
+        return f"no Docker Engine for runs: {describe(exc, where)}"
+    try:
+        client.ping()
+        client.images.get(RUN_IMAGE)
+    except docker.errors.ImageNotFound:
+        return f"the image {RUN_IMAGE} is missing: run executor/images/build.sh"
+    except Exception as exc:
+        return f"the Docker Engine does not answer: {describe(exc, where)}"
+    finally:
+        client.close()
     return None
-
-
-RUN_IMAGE = "opencode-live/runner:1"
 
 
 @pytest.fixture(scope="session")

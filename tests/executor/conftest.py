@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
 from executor import Executor, ExecutorConfig, Job, Limits, OutputChunk, Result
-from tests.conftest import need
+from tests.conftest import RUN_IMAGE
 
-IMAGE = os.environ.get("OPENCODE_RUNNER_IMAGE", "opencode-live/runner:1")
+IMAGE = RUN_IMAGE
 MiB = 1024 * 1024
 #: Small limits keep the hostile tests fast: short wall time, little memory.
 TEST_LIMITS = Limits(
@@ -24,36 +23,9 @@ TEST_LIMITS = Limits(
 )
 
 
-def engine_problem() -> str | None:
-    """None if the Docker Engine answers and has the run image, else why not."""
-    try:
-        import docker
-        import docker.errors
-    except ImportError:
-        return "the docker SDK is not installed (pip install docker)"
-    from executor.engine import describe
-
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    try:
-        client = docker.from_env(version="auto", timeout=5)
-    except Exception as exc:
-        return f"no Docker Engine for the executor tests: {describe(exc, where)}"
-    try:
-        client.ping()
-        client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        return f"the image {IMAGE} is missing: run executor/images/build.sh"
-    except Exception as exc:
-        return f"the Docker Engine does not answer: {describe(exc, where)}"
-    finally:
-        client.close()
-    return None
-
-
 @pytest.fixture(scope="session")
-def docker_ready() -> None:
-    problem = engine_problem()
-    need(problem is None, problem or "")
+def docker_ready(docker_engine: None) -> None:
+    """The executor tests' name for the shared Docker check (tests/conftest.py)."""
 
 
 def make_config(**overrides: object) -> ExecutorConfig:

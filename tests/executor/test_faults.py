@@ -21,6 +21,7 @@ import pytest
 
 from executor import Executor, ExecutorConfig, ExecutorError, Job
 from executor.engine import LABEL, LABEL_HOST, LABEL_INSTANCE, LABEL_PROCESS
+from tests.conftest import need
 
 from .conftest import IMAGE, make_config, run_py, text
 
@@ -30,8 +31,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 def engine_socket() -> str:
     """The unix socket of the engine the tests use (the relay forwards to it)."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        pytest.skip(f"the outage relay needs a unix-socket engine, DOCKER_HOST is {host}")
+    need(
+        host.startswith("unix://"),
+        f"the outage relay needs a unix-socket engine, DOCKER_HOST is {host}",
+    )
     return host.removeprefix("unix://")
 
 

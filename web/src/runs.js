@@ -18,7 +18,8 @@ const STOP_TIMEOUT_MS = 10_000
 const RECONNECT_CONFIRM_MS = 3000
 
 const RUNNABLE = /\.(py|js|mjs|cjs)$/i
-const DEFAULT_ENTRIES = ['main.py', 'index.js', 'main.js', 'app.py']
+// The language specs' default entries (executor/languages/*.json), in the server's order.
+const DEFAULT_ENTRIES = ['main.js', 'main.py']
 const RUN_NOTICES = new Set(['runs-unavailable', 'run-busy', 'rate-limited', 'bad-run-request', 'no-such-run'])
 
 const STATUS = {
@@ -534,7 +535,7 @@ export function setupRuns ({ send, mayRun, connected, paths, current }) {
             ? 'Not connected: runs start once the connection is back'
             : active
               ? 'A run is going'
-              : entry ? `Run ${entry} for everyone in the room (Ctrl/Cmd-Enter)` : 'Nothing to run: add main.py or index.js'
+              : entry ? `Run ${entry} for everyone in the room (Ctrl/Cmd-Enter)` : 'Nothing to run: add main.py or main.js'
     }
     const file = current()
     runFile.hidden = !editor || !isRunnable(file) || file === entry
@@ -579,7 +580,7 @@ export function setupRuns ({ send, mayRun, connected, paths, current }) {
     status.textContent = text
     status.dataset.level = level
     empty.textContent = editor
-      ? `Press ▶ Run (Ctrl/Cmd-Enter) to run ${entry || 'main.py or index.js'}: everyone in the room sees the output here.`
+      ? `Press ▶ Run (Ctrl/Cmd-Enter) to run ${entry || 'main.py or main.js'}: everyone in the room sees the output here.`
       : 'When an editor runs the room’s code, its output shows here, live.'
     for (const run of runs.values()) run.el.toggleAttribute('data-active', run === active)
 
