@@ -1,10 +1,12 @@
 """Run every benchmark against both servers and print a summary against the targets.
 
-    python bench/run_all.py [--server ours|reference|both] [--only fanout,rooms,join,idle,herd,runs]
+    python bench/run_all.py [--server ours|reference|both]
+        [--only fanout,rooms,join,idle,herd,runs,sync]
 
 Each benchmark runs as its own process (its full tables are printed as it
 goes); the summary at the end puts the headline figures side by side. ``runs`` (code runs
-in rooms, a Docker Engine and the run image needed) measures our server only.
+in rooms, a Docker Engine and the run image needed) and ``sync`` (demo playback) measure
+our server only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ("fanout", "rooms", "join", "idle", "herd", "runs")
+ORDER = ("fanout", "rooms", "join", "idle", "herd", "runs", "sync")
 
 
 def fig(v: float | None, unit: str = "", digits: int = 1) -> str:
@@ -168,6 +170,40 @@ def summary(data: dict[str, dict], kinds: list[str]) -> list[list[str]]:
             {"ours": fig(s["runs_per_second"], "/s")},
             s["runs_per_second"] >= 20,
         )
+    sync = (data.get("sync") or {}).get("results", {}).get("ours")
+    if sync and sync.get("part1"):
+        g1 = sync["part1"]
+        add(
+            f"(g) |viewer - presenter| p99, {g1['viewers']} viewers, +-2 s clocks",
+            "< 50 ms",
+            {"ours": fig(g1["p99_ms"], " ms")},
+            g1["p99_ms"] < 50,
+        )
+        add(
+            "(g) commands that reached a viewer after their `at`",
+            "0",
+            {"ours": f"{g1['late']}/{g1['commands'] * g1['viewers']}"},
+            g1["late"] == 0,
+        )
+    if sync and sync.get("part2"):
+        g2 = sync["part2"]
+        for name in ("small", "big"):
+            d = g2.get(name)
+            if d:
+                add(
+                    f"(g) seek -> all {g2['viewers']} viewers, {name} demo: p99",
+                    "< 150 ms (the lead)",
+                    {"ours": fig(d["reach_p99_ms"], " ms")},
+                    d["reach_p99_ms"] < 150,
+                )
+        sizes = [g2[n]["bytes_per_viewer_per_change"] for n in ("small", "big") if n in g2]
+        if sizes:
+            add(
+                "(g) bytes per viewer per change (small / big demo)",
+                "one small message",
+                {"ours": " / ".join(f"{v:.0f} B" for v in sizes)},
+                max(sizes) < 256,
+            )
     return rows
 
 

@@ -142,6 +142,15 @@ class RoomDocument:
 
         return self._transact(edit)
 
+    def put_files(self, files: dict[str, str]) -> bytes | None:
+        """Write several files as one CRDT change, leaving the room's other files alone."""
+
+        def edit() -> None:
+            for path, content in files.items():
+                _set_text(self.files, path, content)
+
+        return self._transact(edit)
+
     def delete_file(self, path: str) -> bytes | None:
         """Remove a file; ``None`` when there was no such file."""
         if path not in self.files:

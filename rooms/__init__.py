@@ -20,7 +20,7 @@ from .commit import GroupCommit, UpdateLog
 from .connection import Connection
 from .limits import RoomLimits
 from .registry import JoinRefused, RoomRegistry, RoomStore
-from .room import Room, RunHandler
+from .room import DemoLibrary, Room, RoomService, RoomTap
 
 __all__ = [
     "GLOBAL_ROLES",
@@ -29,6 +29,7 @@ __all__ = [
     "VISIBILITIES",
     "CloseCode",
     "Connection",
+    "DemoLibrary",
     "GroupCommit",
     "JoinRefused",
     "Person",
@@ -37,8 +38,9 @@ __all__ = [
     "RoomLimits",
     "RoomRegistry",
     "RoomRole",
+    "RoomService",
     "RoomStore",
-    "RunHandler",
+    "RoomTap",
     "UpdateLog",
     "can_control_demo",
     "can_edit",

@@ -38,7 +38,7 @@ class RoomRole(IntEnum):
 
     @property
     def with_article(self) -> str:
-        """"an owner", "an editor", "a viewer": for messages people read."""
+        """ "an owner", "an editor", "a viewer": for messages people read."""
         return a_or_an(self.label)
 
     @classmethod

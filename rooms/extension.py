@@ -26,12 +26,62 @@ class Ping(msgspec.Struct, tag="ping", tag_field="type"):
 
 
 class DemoControl(msgspec.Struct, tag="demo", tag_field="type"):
-    """A presenter's playback command: load, play, pause, seek or rate."""
+    """A presenter's playback command (``demos.playback.ACTIONS``).
+
+    ``seek`` takes one of ``position`` (seconds, or a walkthrough's step index),
+    ``step`` (a step id) or ``marker`` (a recording marker's label).
+    """
 
     action: str
     demo: str | None = None
     position: float | None = None
+    step: str | None = None
+    marker: str | None = None
     rate: float | None = None
+    mode: str | None = None
+
+
+class RecordControl(msgspec.Struct, tag="record", tag_field="type"):
+    """Start or stop recording the room, or drop a marker (a chapter) into the recording.
+
+    ``demo`` is the library id the recording is saved as (default: made from the
+    room and the time); ``title`` its title; ``label`` a marker's label.
+    """
+
+    action: Literal["start", "stop", "marker"]
+    demo: str | None = None
+    title: str | None = None
+    label: str | None = None
+
+
+class QuestionAsk(msgspec.Struct, tag="question.ask", tag_field="type"):
+    """A viewer's question, attached to the loaded demo's current step or time (or given ones)."""
+
+    text: str
+    step: str | None = None
+    at: float | None = None
+
+
+class QuestionVote(msgspec.Struct, tag="question.vote", tag_field="type"):
+    """An upvote (``up`` false withdraws it); one per person per question."""
+
+    id: int
+    up: bool = True
+
+
+class QuestionAnswered(msgspec.Struct, tag="question.answered", tag_field="type"):
+    """The presenter marks a question answered (or not): staff only."""
+
+    id: int
+    answered: bool = True
+
+
+class QuizAnswer(msgspec.Struct, tag="quiz.answer", tag_field="type"):
+    """An answer to a walkthrough step's question: a choice's index, or free text."""
+
+    step: str
+    choice: int | None = None
+    text: str | None = None
 
 
 class RunRequest(msgspec.Struct, tag="run", tag_field="type"):
@@ -55,7 +105,20 @@ class RunStop(msgspec.Struct, tag="run.stop", tag_field="type"):
 
 
 RunMessage = RunRequest | RunInput | RunStop
-ClientMessage = ClientHello | Ping | DemoControl | RunRequest | RunInput | RunStop
+QuestionMessage = QuestionAsk | QuestionVote | QuestionAnswered | QuizAnswer
+ClientMessage = (
+    ClientHello
+    | Ping
+    | DemoControl
+    | RunRequest
+    | RunInput
+    | RunStop
+    | RecordControl
+    | QuestionAsk
+    | QuestionVote
+    | QuestionAnswered
+    | QuizAnswer
+)
 
 
 class ServerHello(msgspec.Struct, tag="hello", tag_field="type"):
@@ -93,7 +156,10 @@ class Notice(msgspec.Struct, tag="notice", tag_field="type"):
 
 
 class DemoState(msgspec.Struct, tag="demo.state", tag_field="type"):
-    """The room's playback state; ``at`` is the server time (ms) it takes effect."""
+    """The room's playback state; ``at`` is the server time (ms) it takes effect.
+
+    Small and the same size whatever the demo: clients fetch the demo itself once.
+    """
 
     demo: str | None
     position: float
@@ -101,6 +167,85 @@ class DemoState(msgspec.Struct, tag="demo.state", tag_field="type"):
     rate: float
     at: float
     by: str = ""
+    kind: str = ""
+    duration: float = 0.0
+    mode: str = "live"
+
+
+class AnchoredHighlight(msgspec.Struct):
+    file: str
+    #: Yjs-encoded relative positions (``Y.decodeRelativePosition``) in the room's file.
+    start: bytes
+    end: bytes
+    note: str | None = None
+
+
+class DemoHighlights(msgspec.Struct, tag="demo.highlights", tag_field="type"):
+    """The highlights of the demo step whose files were copied into the room."""
+
+    demo: str
+    step: str | None
+    items: list[AnchoredHighlight]
+
+
+class RecordState(msgspec.Struct, tag="record.state", tag_field="type"):
+    """Whether the room is being recorded; after a stop, ``demo`` names the saved recording."""
+
+    recording: bool
+    by: str = ""
+    #: Server time (ms) the recording started.
+    started: float = 0.0
+    demo: str | None = None
+    events: int = 0
+
+
+class Marker(msgspec.Struct, tag="record.marker", tag_field="type"):
+    """A marker dropped into the recording, ``t`` seconds from its start."""
+
+    t: float
+    label: str
+
+
+class QuestionItem(msgspec.Struct, tag="question", tag_field="type"):
+    """One question as it now stands: sent to everyone when it is asked, voted or answered."""
+
+    id: int
+    demo: str
+    text: str
+    by: str
+    votes: int
+    answered: bool
+    #: Server time (ms) it was asked.
+    created: float
+    step: str | None = None
+    at: float | None = None
+
+
+class QuestionList(msgspec.Struct, tag="questions", tag_field="type"):
+    """Every question about the loaded demo in this room (on joining and on loading a demo)."""
+
+    demo: str
+    items: list[QuestionItem]
+    #: Ids this person has upvoted.
+    voted: list[int] = []
+
+
+class QuizTally(msgspec.Struct, tag="quiz.tally", tag_field="type"):
+    """The live count of answers to a step's question: to staff only."""
+
+    demo: str
+    step: str
+    #: Answers per choice, in the choices' order (empty for a free-text question).
+    counts: list[int]
+    total: int
+    correct: int
+
+
+class QuizResult(msgspec.Struct, tag="quiz.result", tag_field="type"):
+    """To the person who answered: stored, and whether it was right (None: no right answer)."""
+
+    step: str
+    correct: bool | None
 
 
 class RunStarted(msgspec.Struct, tag="run.started", tag_field="type"):
@@ -141,7 +286,21 @@ class RunExit(msgspec.Struct, tag="run.exit", tag_field="type"):
 
 
 ServerMessage = (
-    ServerHello | Access | Pong | Notice | DemoState | RunStarted | RunOutput | RunExit
+    ServerHello
+    | Access
+    | Pong
+    | Notice
+    | DemoState
+    | DemoHighlights
+    | RunStarted
+    | RunOutput
+    | RunExit
+    | RecordState
+    | Marker
+    | QuestionItem
+    | QuestionList
+    | QuizTally
+    | QuizResult
 )
 
 _decoder = msgspec.msgpack.Decoder(ClientMessage)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Protocol
 
 from crdt import ProtocolError
@@ -21,7 +21,7 @@ from .closecodes import CloseCode
 from .commit import GroupCommit
 from .connection import Connection
 from .limits import RoomLimits
-from .room import Compactor, Room, RunHandler
+from .room import Compactor, DemoLibrary, Room, RoomService
 
 log = logging.getLogger("opencode_live.rooms")
 
@@ -56,11 +56,13 @@ class RoomRegistry:
         limits: RoomLimits,
         store: RoomStore,
         commit: GroupCommit,
-        runs: RunHandler | None = None,
+        services: Sequence[RoomService] = (),
+        library: DemoLibrary | None = None,
     ) -> None:
         self.limits = limits
-        #: Given to every room: where its run requests go.
-        self.runs = runs
+        #: Given to every room: the features behind its extension messages.
+        self.services = tuple(services)
+        self.library = library
         self.rooms: dict[str, Room] = {}
         self.store = store
         self.commit = commit
@@ -115,7 +117,9 @@ class RoomRegistry:
             if len(self.rooms) >= self.limits.max_rooms:
                 raise JoinRefused(CloseCode.TRY_AGAIN_LATER, "server is at its room limit")
             room = Room(room_id, self.limits, self.commit, self.store)
-            room.runs = self.runs
+            for service in self.services:
+                room.add_service(service)
+            room.library = self.library
             self.rooms[room_id] = room
             metrics.ROOMS.set(len(self.rooms))
             task = asyncio.get_running_loop().create_task(self._load(room))
@@ -192,6 +196,10 @@ class RoomRegistry:
         del self.rooms[room.id]
         metrics.ROOMS.set(len(self.rooms))
         log.info("room unloaded", extra={"room": room.id})
+        # Services may hold per-room state past the room's connections (a
+        # recording in progress is stopped and saved here).
+        for service in self.services:
+            service.room_unloaded(room)
 
     async def _sweep_awareness(self) -> None:
         interval = max(0.05, self.limits.awareness_timeout_seconds / 10)

@@ -45,18 +45,58 @@ log = logging.getLogger("opencode_live.rooms")
 EMPTY_UPDATE = b"\x00\x00"
 
 
-class RunHandler(Protocol):
-    """Takes a room's run messages (the server's run service provides it)."""
+class RoomService(Protocol):
+    """A room feature behind extension messages (runs, recording, questions...).
 
-    def handle(self, room: Room, conn: Connection, msg: extension.RunMessage) -> None: ...
+    The room hands each message of a type in ``messages`` to its service, tells
+    every service about joiners (so they can catch them up) and leavers. Why a
+    registry of services rather than one attribute each: the room stays the
+    same size however many features the server grows.
+    """
+
+    messages: tuple[type, ...]
+
+    def handle(self, room: Room, conn: Connection, msg: extension.ClientMessage) -> None: ...
 
     def greet(self, room: Room, conn: Connection) -> None:
-        """Tell a joiner about runs in flight."""
+        """Tell a joiner (who speaks the extension channel) what is going on."""
         ...
 
     def left(self, room: Room, conn: Connection) -> None:
-        """A connection left: a run it asked for may have nobody watching."""
+        """A connection left: something it asked for may have nobody watching."""
         ...
+
+    def demo_loaded(self, room: Room) -> None:
+        """The room loaded another demo (``room.playback``, ``room.timeline``)."""
+        ...
+
+    def room_unloaded(self, room: Room) -> None:
+        """The room left memory (nobody in it): drop or finish what is held for it."""
+        ...
+
+
+class RoomTap(Protocol):
+    """Sees what the room's people see, in order: a recording of the room listens here."""
+
+    def update(self, update: bytes) -> None:
+        """A stored update, as applied to the document."""
+        ...
+
+    def message(self, message: extension.ServerMessage) -> None:
+        """An extension message sent to everyone in the room (run output, demo state...)."""
+        ...
+
+    def awareness(self, update: bytes) -> None:
+        """An awareness update (cursors, selections) as relayed to the room."""
+        ...
+
+
+class DemoLibrary(Protocol):
+    """Where a room looks up a demo before loading it (the store's demo library)."""
+
+    async def timeline(self, demo_id: str) -> demos.Timeline | None: ...
+
+    async def demo(self, demo_id: str) -> demos.Demo | None: ...
 
 
 class Compactor(Protocol):
@@ -98,11 +138,21 @@ class Room:
         #: Connections that asked to join while the room was loading.
         self.joining = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Where run requests go (the server's run service); None: runs are off.
-        self.runs: RunHandler | None = None
+        #: Features behind extension messages, by message type (``RoomService``).
+        self.services: dict[type, RoomService] = {}
+        #: Listens to the room while it is being recorded.
+        self.taps: list[RoomTap] = []
+        #: Demos are looked up here when loaded; None: any id is accepted unchecked.
+        self.library: DemoLibrary | None = None
         #: The demo everyone in the room follows (``demos.playback``).
         self.playback = demos.IDLE
         self._playback_by = ""
+        #: The loaded demo's steps, markers and length (None: no demo loaded).
+        self.timeline: demos.Timeline | None = None
+        #: Demo commands that arrived while a load was looking its demo up.
+        self._demo_waiting: list[tuple[Connection, extension.DemoControl]] | None = None
+        #: The highlights of the demo files last copied into the room, for joiners.
+        self.highlights: extension.DemoHighlights | None = None
         # A big document's sync is cut into pieces that leave room in the send
         # queue for live traffic (see Connection.send_paced).
         self._sync_piece_bytes = min(limits.max_message_bytes, limits.send_queue_bytes // 4)
@@ -126,8 +176,8 @@ class Room:
         if conn not in self.connections:
             return
         del self.connections[conn]
-        if self.runs is not None:
-            self.runs.left(self, conn)
+        for service in self._distinct_services():
+            service.left(self, conn)
         if conn.controlled:
             removal = self.awareness.remove(conn.controlled)
             conn.controlled.clear()
@@ -175,6 +225,8 @@ class Room:
                 conn.controlled.update(change.added)
                 conn.controlled.difference_update(change.removed)
                 self.broadcast(message.raw, received)
+                for tap in self.taps:
+                    tap.awareness(message.payload)
         elif kind is MessageKind.SYNC_STEP1:
             answer = self.document.sync_answer(message.payload, self._sync_piece_bytes)
             self._send_answer(conn, answer)
@@ -249,6 +301,8 @@ class Room:
             metrics.ERRORS.labels(kind="apply_after_commit").inc()
             log.exception("stored update did not apply", extra={"room": self.id, "seq": seq})
         self._logged(seq, len(update))
+        for tap in self.taps:
+            tap.update(update)
         sent = 0
         for conn in self.connections:
             if conn is not author and conn.send_frame(frame):
@@ -269,6 +323,8 @@ class Room:
         def committed(seq: int) -> None:
             self.uncommitted -= 1
             self._logged(seq, len(update))
+            for tap in self.taps:
+                tap.update(update)
             self.broadcast(sync_update(update))
             if not done.done():
                 done.set_result(None)
@@ -367,10 +423,15 @@ class Room:
             )
         elif isinstance(msg, extension.DemoControl):
             self._demo_control(conn, msg)
-        elif self.runs is None:
-            self.notify(conn, "error", "runs-unavailable", "this server does not run code")
         else:
-            self.runs.handle(self, conn, msg)
+            service = self.services.get(type(msg))
+            if service is not None:
+                service.handle(self, conn, msg)
+            elif isinstance(msg, extension.RunMessage):
+                self.notify(conn, "error", "runs-unavailable", "this server does not run code")
+            else:
+                kind = type(msg).__struct_config__.tag
+                self.notify(conn, "error", "unavailable", f"this server does not handle {kind!r}")
 
     def _demo_control(self, conn: Connection, msg: extension.DemoControl) -> None:
         """A presenter's command; everyone else is refused, whatever their page shows."""
@@ -384,22 +445,125 @@ class Room:
                 f"this room; you are {who} and {conn.role.with_article} here",
             )
             return
+        if self._demo_waiting is not None:  # a load is looking the demo up: keep the order
+            self._demo_waiting.append((conn, msg))
+            return
+        if msg.action in ("load", "copy"):
+            self._demo_waiting = []
+            work = self._load_demo(conn, msg.demo) if msg.action == "load" else self._copy(conn)
+            task = asyncio.get_running_loop().create_task(self._in_order(work))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         try:
-            self.playback = demos.apply(
+            state = demos.apply(
                 self.playback,
+                self.timeline,
                 msg.action,
                 extension.server_time_ms(),
-                demo=msg.demo,
                 position=msg.position,
+                step=msg.step,
+                marker=msg.marker,
                 rate=msg.rate,
+                mode=msg.mode,
             )
         except demos.PlaybackError as exc:
             self.notify(conn, "error", "bad-demo-command", str(exc))
             return
-        self._playback_by = conn.person.name
-        self.broadcast_room(self._demo_state())
+        if state.demo is None:
+            self.timeline = None
+            self.highlights = None
+        self._set_playback(state, conn.person.name)
 
-    def _demo_state(self) -> extension.DemoState:
+    async def _in_order(self, work: Awaitable[None]) -> None:
+        """Do a command that waits on the library, then the commands that came in meanwhile."""
+        try:
+            await work
+        finally:
+            waiting, self._demo_waiting = self._demo_waiting or [], None
+            for index, (sender, msg) in enumerate(waiting):
+                if sender in self.connections:
+                    self._demo_control(sender, msg)
+                if self._demo_waiting is not None:  # another load: it replays the rest
+                    self._demo_waiting.extend(waiting[index + 1 :])
+                    break
+
+    async def _load_demo(self, conn: Connection, demo_id: str | None) -> None:
+        """Look the demo up in the library (its steps, markers, length), then load it."""
+        if not demo_id or len(demo_id) > 128:
+            self.notify(conn, "error", "bad-demo-command", "load needs a demo id")
+            return
+        if self.library is None:
+            self.notify(conn, "error", "unavailable", "this server has no demo library")
+            return
+        try:
+            timeline = await self.library.timeline(demo_id)
+        except Exception as exc:  # the store is down: say so, change nothing
+            log.warning("demo lookup failed", extra={"room": self.id, "error": str(exc)})
+            self.notify(conn, "error", "unavailable", f"the demo library cannot be read now: {exc}")
+            return
+        if timeline is None:
+            self.notify(
+                conn, "error", "no-such-demo", f"there is no demo {demo_id!r} in the library"
+            )
+            return
+        self.timeline = timeline
+        self.highlights = None
+        self._set_playback(demos.load_state(timeline, extension.server_time_ms()), conn.person.name)
+        for service in self._distinct_services():
+            service.demo_loaded(self)
+
+    async def _copy(self, conn: Connection) -> None:
+        """Put the demo's files at the room's position into the room, highlights anchored.
+
+        So that the class can work on the code the demo has reached: the files
+        become ordinary shared files (one CRDT change everyone receives; the
+        room's other files stay), and
+        the step's highlights become Yjs relative positions in them, which
+        follow the code as people edit it.
+        """
+        state = self.playback
+        if state.demo is None or self.library is None:
+            self.notify(conn, "error", "bad-demo-command", "no demo is loaded in this room")
+            return
+        try:
+            demo = await self.library.demo(state.demo)
+        except Exception as exc:
+            self.notify(conn, "error", "unavailable", f"the demo library cannot be read now: {exc}")
+            return
+        if demo is None:
+            self.notify(conn, "error", "no-such-demo", f"demo {state.demo!r} left the library")
+            return
+        position = state.position_at(extension.server_time_ms())
+        try:
+            files, step = demos.workspace_at(demo, position)
+        except demos.PlaybackError as exc:
+            self.notify(conn, "error", "bad-demo-command", str(exc))
+            return
+        update = self.document.put_files(files)
+        if update is not None:
+            try:
+                await self.write(update, conn.person.user_id)
+            except ConnectionError as exc:
+                self.notify(conn, "error", "not-saved", str(exc))
+                return
+        anchored = demos.anchor_highlights(self.document.files, step.highlights if step else [])
+        self.highlights = extension.DemoHighlights(
+            demo=state.demo,
+            step=step.id if step else None,
+            items=[
+                extension.AnchoredHighlight(file=a.file, start=a.start, end=a.end, note=a.note)
+                for a in anchored
+            ],
+        )
+        self.broadcast_room(self.highlights)
+
+    def _set_playback(self, state: demos.PlaybackState, by: str) -> None:
+        self.playback = state
+        self._playback_by = by
+        self.broadcast_room(self.demo_state())
+
+    def demo_state(self) -> extension.DemoState:
         state = self.playback
         return extension.DemoState(
             demo=state.demo,
@@ -408,6 +572,9 @@ class Room:
             rate=state.rate,
             at=state.at,
             by=self._playback_by,
+            kind=state.kind,
+            duration=state.duration,
+            mode=state.mode,
         )
 
     def _send_hello(self, conn: Connection) -> None:
@@ -426,9 +593,18 @@ class Room:
         )
         self._send_room(conn, hello)
         if self.playback.demo is not None:  # a late joiner lands where everyone is
-            self._send_room(conn, self._demo_state())
-        if self.runs is not None:
-            self.runs.greet(self, conn)
+            self._send_room(conn, self.demo_state())
+        if self.highlights is not None:
+            self._send_room(conn, self.highlights)
+        for service in self._distinct_services():
+            service.greet(self, conn)
+
+    def _distinct_services(self) -> list[RoomService]:
+        return list(dict.fromkeys(self.services.values()))
+
+    def add_service(self, service: RoomService) -> None:
+        for kind in service.messages:
+            self.services[kind] = service
 
     def _send_room(self, conn: Connection, message: extension.ServerMessage) -> None:
         conn.send(room_message(extension.encode_server(message)))
@@ -441,6 +617,8 @@ class Room:
     def broadcast_room(self, message: extension.ServerMessage) -> None:
         """One extension message to everyone here who speaks the channel, framed once."""
         frame = binary_frame(room_message(extension.encode_server(message)))
+        for tap in self.taps:
+            tap.message(message)
         for peer in self.connections:
             if peer.extension:
                 peer.send_frame(frame)

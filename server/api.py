@@ -12,7 +12,7 @@ from aiohttp import web
 from rooms import JoinRefused, RoomRegistry, RoomRole
 
 from .apiauth import IDENTITY, allowed_room
-from .errors import json_error, too_large
+from .errors import json_error, read_body
 from .keys import REGISTRY, SETTINGS
 
 MAX_PATH_LENGTH = 1024
@@ -64,11 +64,7 @@ async def put_file(request: web.Request) -> web.Response:
     path = request.match_info["path"]
     check_path(path)
     limit = request.app[SETTINGS].max_message_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large(limit, request.content_length)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise too_large(limit, len(body))
+    body = await read_body(request, limit)
     try:
         content = body.decode("utf-8")
     except UnicodeDecodeError as exc:

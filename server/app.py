@@ -10,16 +10,43 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from executor import Executor
-from rooms import CloseCode, GroupCommit, RoomRegistry
+from rooms import CloseCode, GroupCommit, RoomRegistry, RoomService
 from store import EmbeddedPostgres, Store
 
-from . import api, demosapi, heartbeat, pages, roomsapi, runsapi, signin, versions, ws
+from . import (
+    api,
+    demosapi,
+    heartbeat,
+    pages,
+    progressapi,
+    questionsapi,
+    recordingsapi,
+    roomsapi,
+    runsapi,
+    signin,
+    versions,
+    ws,
+)
 from .apiauth import api_auth
 from .auth import Gate
 from .config import Settings
+from .demolibrary import DemoLibrary
 from .frontdoor import FrontDoor
-from .keys import API_LIMIT, GATE, REGISTRY, RUN_LIMIT, RUNS, SETTINGS, SOCKETS, STORE, VERIFIER
+from .keys import (
+    API_LIMIT,
+    DEMOS,
+    GATE,
+    REGISTRY,
+    RUN_LIMIT,
+    RUNS,
+    SETTINGS,
+    SOCKETS,
+    STORE,
+    VERIFIER,
+)
+from .questions import QuestionService
 from .ratelimit import HourlyLimit
+from .recordings import RecordingService
 from .roomsocket import RoomSockets
 from .runs import RunService
 
@@ -81,9 +108,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     owned = store is None
     if store is None:
         store, embedded = await open_store(settings)
-    app = web.Application(
-        client_max_size=settings.max_message_bytes + 1024, middlewares=[api_auth]
-    )
+    app = web.Application(client_max_size=settings.max_message_bytes + 1024, middlewares=[api_auth])
     app[SETTINGS] = settings
     app[STORE] = store
     app[VERIFIER] = verifier = settings.token_verifier()
@@ -109,7 +134,11 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         on_outage=outage,
         on_recovery=recovery,
     )
-    registry = RoomRegistry(limits, store, commit, runs)
+    app[DEMOS] = library = DemoLibrary(store)
+    recordings = RecordingService(store, forget=library.forget)
+    questions = QuestionService(store, library)
+    services: list[RoomService] = [runs, questions, recordings]
+    registry = RoomRegistry(limits, store, commit, services, library)
     app[REGISTRY] = registry
     sockets = RoomSockets(
         registry,
@@ -126,6 +155,9 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     roomsapi.add_routes(app)
     runsapi.add_routes(app)
     demosapi.add_routes(app)
+    recordingsapi.add_routes(app, recordings)
+    questionsapi.add_routes(app)
+    progressapi.add_routes(app)
     app.router.add_get("/api/rooms/{room_id}/files", api.get_files)
     app.router.add_get("/api/rooms/{room_id}/files/{path:.+}", api.get_file)
     app.router.add_put("/api/rooms/{room_id}/files/{path:.+}", api.put_file)
@@ -156,6 +188,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         await sockets.wait_closed(timeout / 2)
         await registry.close(CloseCode.GOING_AWAY, "server shutting down")
         await runs.close()
+        await questions.close()
         await executor.close()
 
     async def cleanup(app: web.Application) -> None:

@@ -14,8 +14,8 @@ from rooms import STAFF_ROLES
 from store import StoreUnavailable
 
 from .apiauth import IDENTITY
-from .errors import json_error, too_large
-from .keys import SETTINGS, STORE
+from .errors import json_error, read_body
+from .keys import DEMOS, SETTINGS, STORE
 from .upgrade import ROOM_ID, ROOM_ID_RULE
 
 
@@ -31,10 +31,14 @@ def _unavailable(exc: Exception) -> web.HTTPException:
 
 
 async def list_demos(request: web.Request) -> web.Response:
+    kind = request.query.get("kind")  # ?kind=walkthrough|recording: only those
+    if kind not in (None, "walkthrough", "recording"):
+        raise json_error(web.HTTPBadRequest, "kind must be walkthrough or recording")
     try:
         demos = await request.app[STORE].list_demos()
     except StoreUnavailable as exc:
         raise _unavailable(exc) from exc
+    demos = [d for d in demos if kind is None or d.kind == kind]
     return web.json_response(
         {
             "demos": [
@@ -71,9 +75,7 @@ async def put_demo(request: web.Request) -> web.Response:
         )
     demo_id = _demo_id(request)
     limit = request.app[SETTINGS].max_message_bytes
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise too_large(limit, len(body))
+    body = await read_body(request, limit)
     demo, problems = parse_demo(body, f"{demo_id}.demo.json")
     if problems or demo is None:
         raise web.HTTPBadRequest(
@@ -89,6 +91,7 @@ async def put_demo(request: web.Request) -> web.Response:
         )
     except StoreUnavailable as exc:
         raise _unavailable(exc) from exc
+    request.app[DEMOS].forget(demo_id)
     return web.json_response(
         {"id": demo_id, "title": demo.title, "kind": kind, "created": created},
         status=201 if created else 200,
@@ -103,6 +106,7 @@ async def delete_demo(request: web.Request) -> web.Response:
         removed = await request.app[STORE].delete_demo(demo_id)
     except StoreUnavailable as exc:
         raise _unavailable(exc) from exc
+    request.app[DEMOS].forget(demo_id)
     if not removed:
         raise json_error(web.HTTPNotFound, f"no demo {demo_id!r}")
     return web.Response(status=204)

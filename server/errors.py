@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -20,6 +21,33 @@ def too_large(limit: int, actual: int) -> web.HTTPException:
         text=json.dumps({"error": f"body of {actual} bytes is over the {limit}-byte limit"}),
         content_type="application/json",
     )
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, or 413 once it passes ``limit`` bytes.
+
+    ``StreamReader.read(n)`` returns what has arrived so far, not ``n`` bytes:
+    one call would silently keep only the start of a big upload.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit, request.content_length)
+    body = bytearray()
+    while len(body) <= limit and (chunk := await request.content.read(limit + 1 - len(body))):
+        body += chunk
+    if len(body) > limit:
+        raise too_large(limit, len(body))
+    return bytes(body)
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or 400 saying it must be one."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise json_error(web.HTTPBadRequest, "body must be a JSON object") from exc
+    if not isinstance(body, dict):
+        raise json_error(web.HTTPBadRequest, "body must be a JSON object")
+    return body
 
 
 def refused_error(refused: Refused) -> web.HTTPException:

@@ -9,6 +9,7 @@ from store import Store
 
 from .auth import Gate
 from .config import Settings
+from .demolibrary import DemoLibrary
 from .ratelimit import HourlyLimit
 from .roomsocket import RoomSockets
 from .runs import RunService
@@ -23,3 +24,4 @@ GATE = web.AppKey("gate", Gate)
 API_LIMIT = web.AppKey("api_limit", HourlyLimit)
 RUN_LIMIT = web.AppKey("run_limit", HourlyLimit)
 RUNS = web.AppKey("runs", RunService)
+DEMOS = web.AppKey("demos", DemoLibrary)

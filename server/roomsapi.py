@@ -18,7 +18,7 @@ from store import RoomInfo, RoomStanding, StoreUnavailable
 
 from .apiauth import IDENTITY, allowed_room, require_role
 from .auth import person_of
-from .errors import json_error
+from .errors import json_error, json_object
 from .keys import GATE, REGISTRY, STORE
 from .tokens import subject_uuid
 from .upgrade import ROOM_ID, ROOM_ID_RULE
@@ -50,16 +50,6 @@ def _live(request: web.Request, room_id: str) -> tuple[bool, int]:
 
 def _unavailable(exc: Exception) -> web.HTTPException:
     return json_error(web.HTTPServiceUnavailable, str(exc))
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise json_error(web.HTTPBadRequest, "body must be a JSON object") from exc
-    if not isinstance(body, dict):
-        raise json_error(web.HTTPBadRequest, "body must be a JSON object")
-    return body
 
 
 def _checked_rules(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +118,7 @@ async def list_rooms(request: web.Request) -> web.Response:
 
 async def create_room(request: web.Request) -> web.Response:
     identity = request[IDENTITY]
-    body = await _json_object(request)
+    body = await json_object(request)
     room_id = body.get("id") or _new_room_id()
     if not isinstance(room_id, str) or not ROOM_ID.match(room_id):
         raise json_error(web.HTTPBadRequest, f"invalid room id: use {ROOM_ID_RULE}")
@@ -188,7 +178,7 @@ async def _managed_room(request: web.Request, doing: str) -> tuple[str, RoomRole
 
 async def update_room(request: web.Request) -> web.Response:
     room_id, role = await _managed_room(request, "changing the room")
-    rules = _checked_rules(request, await _json_object(request))
+    rules = _checked_rules(request, await json_object(request))
     store = request.app[STORE]
     try:
         room = await store.get_room(room_id)
@@ -251,7 +241,7 @@ async def set_member(request: web.Request) -> web.Response:
         # Whatever one's standing, one's own role is someone else's decision.
         raise json_error(web.HTTPForbidden, "permission denied: you cannot change your own role")
     room_id, role = await _managed_room(request, "changing members")
-    body = await _json_object(request)
+    body = await json_object(request)
     new_role = body.get("role")
     if new_role not in MEMBER_ROLES:
         raise json_error(web.HTTPBadRequest, f"role must be one of {', '.join(MEMBER_ROLES)}")

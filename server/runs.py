@@ -1,6 +1,6 @@
 """Runs in rooms: "Run" pressed by one person, watched live by everyone in the room.
 
-The room hands its run messages here (``rooms.RunHandler``). A request is
+The room hands its run messages here (it is a ``rooms.RoomService``). A request is
 checked in order (role, engine, one run per room, the person's hourly
 allowance), the room's current files become an ``executor.Job``, and the
 program's output is broadcast as ``run.output`` chunks as it is printed, then
@@ -142,7 +142,10 @@ class RunService:
         self.running: dict[str, RoomRun] = {}
         self._tasks: set[asyncio.Task[object]] = set()
 
-    # -- rooms.RunHandler ---------------------------------------------------
+    #: The room messages this service takes (``rooms.RoomService``).
+    messages: tuple[type, ...] = (RunRequest, RunInput, RunStop)
+
+    # -- rooms.RoomService ---------------------------------------------------
 
     def handle(self, room: Room, conn: Connection, msg: RunMessage) -> None:
         if isinstance(msg, RunRequest):
@@ -192,6 +195,12 @@ class RunService:
             if current.orphan_timer is not None:  # someone is watching again
                 current.orphan_timer.cancel()
                 current.orphan_timer = None
+
+    def demo_loaded(self, room: Room) -> None:
+        """Runs do not depend on the demo."""
+
+    def room_unloaded(self, room: Room) -> None:
+        """Nothing here: a run is stopped when its watchers leave (``left``)."""
 
     def left(self, room: Room, conn: Connection) -> None:
         current = self.running.get(room.id)

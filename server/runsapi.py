@@ -12,7 +12,7 @@ from rooms import JoinRefused, RoomRole, metrics
 from .api import check_path
 from .apiauth import IDENTITY, allowed_room, too_many
 from .auth import person_of
-from .errors import json_error
+from .errors import json_error, json_object
 from .keys import REGISTRY, RUN_LIMIT, RUNS, SETTINGS
 from .ratelimit import retry_after_header
 from .runs import RunRefused, result_json
@@ -36,13 +36,7 @@ def _refused(refused: RunRefused) -> web.HTTPException:
 async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise json_error(web.HTTPBadRequest, "body must be a JSON object") from exc
-    if not isinstance(body, dict):
-        raise json_error(web.HTTPBadRequest, "body must be a JSON object")
-    return body
+    return await json_object(request)
 
 
 def _text(body: dict[str, Any], key: str, default: str | None = None) -> str | None:

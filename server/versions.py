@@ -27,7 +27,6 @@ def _version_json(version: VersionInfo) -> dict[str, object]:
     }
 
 
-
 async def _version(request: web.Request, room_id: str) -> Version:
     raw = request.match_info["version"]
     if not raw.isdigit():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +92,58 @@ class DemoInfo:
     kind: str
     created_at: datetime
     updated_at: datetime
+
+
+# -- questions, quiz answers and demo progress (issue 7) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A question about a demo in a room, with its asker's display name and vote count."""
+
+    id: int
+    room_id: str
+    demo_id: str
+    step_id: str | None
+    at: float | None
+    text: str
+    asked_by: uuid.UUID
+    by_name: str
+    votes: int
+    answered: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResult:
+    """What a vote did: ``voted``/``withdrawn`` changed the count, ``unchanged`` did not
+    (a second vote, or withdrawing none), ``own`` and ``missing`` were refused."""
+
+    status: Literal["voted", "withdrawn", "unchanged", "own", "missing"]
+    question: Question | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuizCount:
+    """How many answered a step's question with ``choice`` (None: free text), and how
+    many of those were right."""
+
+    step_id: str
+    choice: int | None
+    answers: int
+    correct: int
+
+
+@dataclass(frozen=True, slots=True)
+class DemoProgress:
+    """How far one person got in a demo; ``username``/``display_name`` in staff listings."""
+
+    user_id: uuid.UUID
+    demo_id: str
+    position: float
+    step_id: str | None
+    fraction: float
+    completed: bool
+    updated_at: datetime
+    username: str = ""
+    display_name: str = ""

@@ -208,3 +208,111 @@ ORDER BY created_at DESC, id LIMIT $1
 """
 
 DELETE_DEMO = "DELETE FROM demos WHERE id = $1 RETURNING id"
+
+
+# -- questions, quiz answers and demo progress (issue 7) ----------------------------------------
+
+_QUESTION_COLUMNS = (
+    "q.id, q.room_id, q.demo_id, q.step_id, q.at, q.text, q.asked_by, "
+    "u.display_name AS by_name, q.votes, q.answered, q.created_at"
+)
+
+#: A new question, with its asker's display name for the broadcast.
+ASK_QUESTION = f"""
+WITH q AS (
+    INSERT INTO questions (room_id, demo_id, step_id, at, text, asked_by)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    RETURNING *
+)
+SELECT {_QUESTION_COLUMNS} FROM q JOIN users u ON u.id = q.asked_by
+"""
+
+#: The question a vote is about, locked so the vote and the count change together.
+LOCK_QUESTION = "SELECT asked_by FROM questions WHERE id = $1 AND room_id = $2 FOR UPDATE"
+
+ADD_VOTE = """
+INSERT INTO question_votes (question_id, user_id) VALUES ($1, $2)
+ON CONFLICT DO NOTHING
+RETURNING question_id
+"""
+
+REMOVE_VOTE = "DELETE FROM question_votes WHERE question_id = $1 AND user_id = $2 RETURNING 1"
+
+#: $2 is +1 or -1: the vote row just added or removed, under the row lock.
+COUNT_VOTE = "UPDATE questions SET votes = votes + $2 WHERE id = $1"
+
+GET_QUESTION = f"""
+SELECT {_QUESTION_COLUMNS} FROM questions q JOIN users u ON u.id = q.asked_by
+WHERE q.id = $1 AND q.room_id = $2
+"""
+
+MARK_ANSWERED = f"""
+WITH q AS (
+    UPDATE questions SET answered = $3 WHERE id = $1 AND room_id = $2 RETURNING *
+)
+SELECT {_QUESTION_COLUMNS} FROM q JOIN users u ON u.id = q.asked_by
+"""
+
+#: Listing order: unanswered first, most voted, oldest (questions_listing_idx).
+LIST_QUESTIONS = f"""
+SELECT {_QUESTION_COLUMNS}
+FROM questions q JOIN users u ON u.id = q.asked_by
+WHERE q.room_id = $1 AND q.demo_id = $2
+ORDER BY q.answered, q.votes DESC, q.created_at, q.id
+LIMIT $3
+"""
+
+#: Which of a room's questions about a demo each of these people upvoted.
+VOTES_OF = """
+SELECT v.user_id, v.question_id
+FROM question_votes v JOIN questions q ON q.id = v.question_id
+WHERE v.user_id = ANY($3::uuid[]) AND q.room_id = $1 AND q.demo_id = $2
+ORDER BY v.question_id
+"""
+
+#: A later answer replaces the earlier one of the same person.
+PUT_QUIZ_ANSWER = """
+INSERT INTO quiz_answers AS a (room_id, demo_id, step_id, user_id, choice, text, correct)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (room_id, demo_id, step_id, user_id) DO UPDATE
+SET choice = EXCLUDED.choice, text = EXCLUDED.text, correct = EXCLUDED.correct,
+    answered_at = now()
+"""
+
+#: Answers per step and choice (NULL choice: free text) of a room's demo;
+#: $3 NULL for every step.
+QUIZ_COUNTS = """
+SELECT step_id, choice, count(*) AS answers, count(*) FILTER (WHERE correct) AS correct
+FROM quiz_answers
+WHERE room_id = $1 AND demo_id = $2 AND ($3::text IS NULL OR step_id = $3)
+GROUP BY step_id, choice
+ORDER BY step_id, choice
+"""
+
+_PROGRESS_COLUMNS = (
+    "p.user_id, p.demo_id, p.position, p.step_id, p.fraction, p.completed, p.updated_at"
+)
+
+GET_PROGRESS = f"""
+SELECT {_PROGRESS_COLUMNS} FROM demo_progress p WHERE p.user_id = $1 AND p.demo_id = $2
+"""
+
+#: Position and step are the latest; fraction the furthest; completed sticks.
+PUT_PROGRESS = f"""
+INSERT INTO demo_progress AS p (user_id, demo_id, position, step_id, fraction, completed)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (user_id, demo_id) DO UPDATE
+SET position = EXCLUDED.position,
+    step_id = EXCLUDED.step_id,
+    fraction = greatest(p.fraction, EXCLUDED.fraction),
+    completed = p.completed OR EXCLUDED.completed
+RETURNING {_PROGRESS_COLUMNS}
+"""
+
+LIST_PROGRESS = f"""
+SELECT {_PROGRESS_COLUMNS}, u.username, u.display_name
+FROM demo_progress p JOIN users u ON u.id = p.user_id
+WHERE p.demo_id = $1
+ORDER BY p.updated_at DESC, p.user_id
+LIMIT $2
+"""

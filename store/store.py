@@ -7,6 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Literal
 
 import asyncpg
 
@@ -15,12 +16,16 @@ from .errors import RoomNotFound, StoreUnavailable
 from .migrate import Migration, apply_migrations, load_migrations
 from .records import (
     DemoInfo,
+    DemoProgress,
     Member,
+    Question,
+    QuizCount,
     RoomInfo,
     RoomRecord,
     RoomStanding,
     Version,
     VersionInfo,
+    VoteResult,
 )
 
 log = logging.getLogger("opencode_live.store")
@@ -369,3 +374,130 @@ class Store:
     async def delete_demo(self, demo_id: str) -> bool:
         async with self._connection("delete demo") as conn:
             return await conn.fetchval(sql.DELETE_DEMO, demo_id) is not None
+
+    # -- questions, quiz answers and demo progress (issue 7) ---------------------
+
+    async def ask_question(
+        self,
+        room_id: str,
+        demo_id: str,
+        step_id: str | None,
+        at: float | None,
+        text: str,
+        asked_by: uuid.UUID,
+    ) -> Question:
+        """Store a question (text already checked: 1 to 2,000 characters)."""
+        async with self._connection("ask question") as conn:
+            row = await conn.fetchrow(
+                sql.ASK_QUESTION, room_id, demo_id, step_id, at, text, asked_by
+            )
+        return Question(**dict(row))
+
+    async def vote_question(
+        self, room_id: str, question_id: int, user_id: uuid.UUID, up: bool
+    ) -> VoteResult:
+        """Add (``up``) or withdraw a person's vote on a question of this room.
+
+        One transaction with the question's row locked: the vote row and the
+        count change together or not at all, and concurrent votes take turns.
+        """
+        async with self._connection("vote") as conn, conn.transaction():
+            asker = await conn.fetchval(sql.LOCK_QUESTION, question_id, room_id)
+            if asker is None:
+                return VoteResult("missing")
+            if asker == user_id:
+                return VoteResult("own")
+            if up:
+                changed = await conn.fetchval(sql.ADD_VOTE, question_id, user_id) is not None
+            else:
+                changed = await conn.fetchval(sql.REMOVE_VOTE, question_id, user_id) is not None
+            if changed:
+                await conn.execute(sql.COUNT_VOTE, question_id, 1 if up else -1)
+            row = await conn.fetchrow(sql.GET_QUESTION, question_id, room_id)
+        status: Literal["voted", "withdrawn", "unchanged"] = (
+            ("voted" if up else "withdrawn") if changed else "unchanged"
+        )
+        return VoteResult(status, Question(**dict(row)))
+
+    async def mark_answered(
+        self, room_id: str, question_id: int, answered: bool
+    ) -> Question | None:
+        """Mark a question of this room answered (or not); None if it has no such question."""
+        async with self._connection("mark answered") as conn:
+            row = await conn.fetchrow(sql.MARK_ANSWERED, question_id, room_id, answered)
+        return Question(**dict(row)) if row is not None else None
+
+    async def list_questions(self, room_id: str, demo_id: str, limit: int = 500) -> list[Question]:
+        """A room's questions about a demo: unanswered first, most voted, oldest first."""
+        async with self._connection("list questions") as conn:
+            rows = await conn.fetch(sql.LIST_QUESTIONS, room_id, demo_id, limit)
+        return [Question(**dict(row)) for row in rows]
+
+    async def votes_of(
+        self, room_id: str, demo_id: str, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[int]]:
+        """The question ids (ascending) each of these people upvoted in the room's demo."""
+        result: dict[uuid.UUID, list[int]] = {user: [] for user in user_ids}
+        if not user_ids:
+            return result
+        async with self._connection("votes of") as conn:
+            rows = await conn.fetch(sql.VOTES_OF, room_id, demo_id, list(set(user_ids)))
+        for row in rows:
+            result[row["user_id"]].append(row["question_id"])
+        return result
+
+    async def put_quiz_answer(
+        self,
+        room_id: str,
+        demo_id: str,
+        step_id: str,
+        user_id: uuid.UUID,
+        *,
+        choice: int | None,
+        text: str | None,
+        correct: bool | None,
+    ) -> list[QuizCount]:
+        """Store (or replace) a person's answer; the step's tally after it, read in the
+        same transaction so that it includes this answer and no half of another."""
+        async with self._connection("quiz answer") as conn, conn.transaction():
+            await conn.execute(
+                sql.PUT_QUIZ_ANSWER, room_id, demo_id, step_id, user_id, choice, text, correct
+            )
+            rows = await conn.fetch(sql.QUIZ_COUNTS, room_id, demo_id, step_id)
+        return [QuizCount(**dict(row)) for row in rows]
+
+    async def quiz_counts(
+        self, room_id: str, demo_id: str, step_id: str | None = None
+    ) -> list[QuizCount]:
+        """Answers per step and choice for a room's demo (one step, or all of them)."""
+        async with self._connection("quiz tally") as conn:
+            rows = await conn.fetch(sql.QUIZ_COUNTS, room_id, demo_id, step_id)
+        return [QuizCount(**dict(row)) for row in rows]
+
+    async def get_progress(self, user_id: uuid.UUID, demo_id: str) -> DemoProgress | None:
+        async with self._connection("get progress") as conn:
+            row = await conn.fetchrow(sql.GET_PROGRESS, user_id, demo_id)
+        return DemoProgress(**dict(row)) if row is not None else None
+
+    async def put_progress(
+        self,
+        user_id: uuid.UUID,
+        demo_id: str,
+        *,
+        position: float,
+        step_id: str | None,
+        fraction: float,
+        completed: bool,
+    ) -> DemoProgress:
+        """Record where a person is; the fraction kept is the furthest, completed sticks."""
+        async with self._connection("put progress") as conn:
+            row = await conn.fetchrow(
+                sql.PUT_PROGRESS, user_id, demo_id, position, step_id, fraction, completed
+            )
+        return DemoProgress(**dict(row))
+
+    async def list_progress(self, demo_id: str, limit: int = 1000) -> list[DemoProgress]:
+        """Everyone's progress in a demo, most recently active first."""
+        async with self._connection("list progress") as conn:
+            rows = await conn.fetch(sql.LIST_PROGRESS, demo_id, limit)
+        return [DemoProgress(**dict(row)) for row in rows]

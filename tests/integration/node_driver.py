@@ -10,10 +10,12 @@ is a handle on one named client in it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
 import shutil
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -257,3 +259,22 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
         await asyncio.sleep(interval)
+
+
+def resolve_in_yjs(state: bytes, file: str, pairs: list[tuple[bytes, bytes]]) -> list[str]:
+    """The text between each pair of Yjs relative positions, resolved by real Yjs
+    (``tests/node/relpos.mjs``) in the document ``state``'s file ``file``."""
+    payload = {
+        "state": base64.b64encode(state).decode(),
+        "file": file,
+        "anchors": [[base64.b64encode(a).decode(), base64.b64encode(b).decode()] for a, b in pairs],
+    }
+    done = subprocess.run(
+        ["node", str(NODE_DIR / "relpos.mjs")],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return [found[2] for found in json.loads(done.stdout)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -12,6 +13,8 @@ from pycrdt import Text
 from crdt import MessageKind, parse_frame
 from rooms import CloseCode
 from tests.pyclient import YClient, eventually
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "demos" / "examples"
 
 OWNER = {"user_id": "olive", "name": "Olive", "cohort": "2026-a"}
 STUDENT_A = {"user_id": "sam", "name": "Sam", "cohort": "2026-a"}
@@ -264,6 +267,12 @@ async def test_room_creation_rules(server, tokens, as_owner):
 async def test_only_staff_who_can_edit_control_a_demo(server, tokens, as_owner):
     await _create(as_owner, server, "demo-room", visibility="public")
     teacher = {"user_id": "ines", "name": "Ines", "role": "instructor"}
+    recording = EXAMPLES / "hello-recording.demo.json"
+    async with aiohttp.ClientSession(
+        headers=tokens.auth(role="instructor", user_id="ines", name="Ines")
+    ) as staff:
+        async with staff.put(f"{server.http}/api/demos/loops", data=recording.read_bytes()) as resp:
+            assert resp.status == 201
     s1, owner = await _join(server, tokens, "demo-room", OWNER)  # a student who owns it
     s2, presenter = await _join(server, tokens, "demo-room", teacher)
     s3, watcher = await _join(server, tokens, "demo-room", STUDENT_B)  # viewer
@@ -293,10 +302,16 @@ async def test_only_staff_who_can_edit_control_a_demo(server, tokens, as_owner):
         # the students' attempts changed nothing: the first state anyone got is the load
         assert [(m["demo"], m["playing"]) for m in states] == [("loops", False), ("loops", True)]
         assert states[-1]["by"] == "Ines" and states[-1]["at"] > 0
+        assert states[-1]["kind"] == "recording" and states[-1]["duration"] > 0
 
         await presenter.send_room({"type": "demo", "action": "rate", "rate": 9})
         await eventually(
             lambda: any(m.get("code") == "bad-demo-command" for m in presenter.room_messages)
+        )
+        # a demo that is not in the library is refused, and what plays goes on
+        await presenter.send_room({"type": "demo", "action": "load", "demo": "no-such"})
+        await eventually(
+            lambda: any(m.get("code") == "no-such-demo" for m in presenter.room_messages)
         )
         # a late joiner gets the current state right after the hello
         s4, late = await _join(server, tokens, "demo-room", STUDENT_A)

@@ -413,6 +413,25 @@ async def test_document_api_reaches_clients_live(server, session):
     await client.close()
 
 
+async def test_a_big_file_upload_is_stored_whole(server, session):
+    """A body bigger than one network read is read to its end, not cut at what arrived."""
+    client = await connected(session, server, "big-upload")
+    text = "".join(f"line {i:07d} ✓\n" for i in range(60_000))  # about 0.9 MB
+
+    async def chunks():  # streamed in pieces, so the server sees it arrive over time
+        data = text.encode()
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+            await asyncio.sleep(0.005)
+
+    async with session.put(f"{server.http}/api/rooms/big-upload/files/big.txt", data=chunks()) as r:
+        assert r.status == 201, await r.text()
+    async with session.get(f"{server.http}/api/rooms/big-upload/files/big.txt") as r:
+        assert await r.text() == text
+    await eventually(lambda: client.text("big.txt") == text, what="the whole file reaches clients")
+    await client.close()
+
+
 @pytest.mark.parametrize("path", ["../etc/passwd", "a//b", "/abs", "dir/", "a/./b", "tab\there"])
 async def test_document_api_refuses_bad_paths(server, session, path):
     # encoded=True: send the path as written, without the client's dot-segment clean-up

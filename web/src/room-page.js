@@ -21,6 +21,8 @@ import { encode, decode } from './msgpack.js'
 import { setupVersions } from './versions.js'
 import { setupSettings } from './settings.js'
 import { setupRuns } from './runs.js'
+import { setupPlayer } from './player.js'
+import { setupRoomHighlights } from './room-highlights.js'
 
 const STARTER = '# Welcome! Everyone in this room edits these files together.\nprint("hello, class")\n'
 const MESSAGE_AUTH = 2
@@ -88,6 +90,9 @@ function runRoom (roomId, me, room) {
 
   const doc = new Y.Doc()
   const files = doc.getMap('files')
+  // a demo step's highlights in the room's files (after a presenter's copy, or in a "Try it"
+  // copy), following the edits
+  const roomMarks = setupRoomHighlights(roomId, doc, () => ({ view, path: current }))
   const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rooms`
   // No BroadcastChannel: every edit goes through the server, so "pending" means what it says.
   // ext=1: the room extension channel (hello with our role, role changes, notices).
@@ -125,11 +130,15 @@ function runRoom (roomId, me, room) {
 
   function roomMessage (message) {
     if (runs.message(message)) return
+    if (roomMarks.message(message)) return
+    if (player.message(message)) return
     if (message.type === 'hello') {
       if (typeof message.role === 'string' && message.role) setAccess(message.role, Boolean(message.can_edit))
       runs.hello(message)
+      player.hello(message)
     } else if (message.type === 'access') {
       setAccess(String(message.role), Boolean(message.can_edit))
+      player.access(String(message.role), Boolean(message.can_edit))
     } else if (message.type === 'notice') {
       showNotice(String(message.code || ''), String(message.level || 'info'), String(message.text || ''))
     }
@@ -144,6 +153,8 @@ function runRoom (roomId, me, room) {
     const actions = []
     if (runs.notice(code, level, text)) {
       shown = capitalize(text) // a run refused or unavailable: the server says why
+    } else if (player.notice(code, level, text)) {
+      shown = capitalize(text) // a demo command, question or answer refused: the server says why
     } else if (code === 'permission-denied') {
       shown = `Not saved: ${text}. Reload to see the room as it is.`
       actions.push(h('button', { class: 'btn small', type: 'button', onclick: () => location.reload() }, 'Reload'))
@@ -170,6 +181,7 @@ function runRoom (roomId, me, room) {
     closed = { code, ...known }
     provider.disconnect()
     runs.disconnected()
+    player.disconnected()
     hideNotice()
     alertBar.dataset.code = String(code)
     $('#room-alert-text').textContent = known.text
@@ -200,7 +212,7 @@ function runRoom (roomId, me, room) {
   provider.on('status', ({ status }) => {
     if (status === 'connecting') opened = false
     if (status === 'connected') opened = true
-    if (status === 'disconnected') runs.disconnected()
+    if (status === 'disconnected') { runs.disconnected(); player.disconnected() }
     else runs.render()
   })
   provider.on('connection-close', (event) => {
@@ -251,6 +263,7 @@ function runRoom (roomId, me, room) {
       // arrived, so nothing local is pending any more.
       everConnected = true
       pending = 0
+      roomMarks.load()
       ensureAFile()
     }
     renderConnection()
@@ -447,11 +460,13 @@ function runRoom (roomId, me, room) {
           language.of(languageFor(path)),
           editable.of(editableExtension()),
           EditorView.contentAttributes.of({ 'aria-label': `Editor for ${path}` }),
-          yCollab(ytext, awareness, { undoManager: um })
+          yCollab(ytext, awareness, { undoManager: um }),
+          roomMarks.extension
         ]
       })
     })
     view.__ytext = ytext
+    roomMarks.render(view, path)
     editorHost.querySelectorAll(':scope > :not(.cm-editor)').forEach((el) => el.remove())
     $('#current-file').textContent = path
     history.replaceState(null, '', '#' + encodeURIComponent(path))
@@ -517,6 +532,8 @@ function runRoom (roomId, me, room) {
     current: () => current
   })
   const settings = setupSettings(roomId, me, room, { onOpen: onPanel, onUnauthorized: onSessionEnd })
+  // --- the demo player: the room's synchronized demo, questions, "Try it" --------------
+  const player = setupPlayer({ send: sendRoom, roomId, me, mount: editorHost })
 
   // Tests and curious people: the live objects.
   window.ocl = {
@@ -528,6 +545,7 @@ function runRoom (roomId, me, room) {
     access,
     sendRoom,
     runs,
+    player: player.hook,
     get view () { return view },
     get current () { return current }
   }

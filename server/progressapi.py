@@ -1,0 +1,173 @@
+"""Self-paced progress through a demo: each person's own, and everyone's for staff.
+
+A client playing a demo on its own (a room in ``self-paced`` mode, or the demo
+page) reports where it is. What is kept is the furthest the person got
+(``fraction`` never decreases, ``completed`` never goes back to false) and
+where they were last (``position``, ``step``), so that a student reopening an
+earlier step to reread it does not lose their progress, yet resumes where
+they left off.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from rooms import STAFF_ROLES
+from store import StoreUnavailable
+from store.records import DemoProgress
+
+from .apiauth import IDENTITY
+from .errors import json_error, read_body
+from .keys import DEMOS, STORE
+from .upgrade import ROOM_ID, ROOM_ID_RULE
+
+#: A progress report is a few numbers: anything bigger is not one.
+MAX_BODY = 4096
+#: Most entries in the staff listing.
+MAX_LISTED = 1000
+
+
+class ProgressBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``PUT /api/demos/<id>/progress``; unknown fields are refused so a typo is not lost."""
+
+    position: Annotated[float, msgspec.Meta(ge=0)]
+    fraction: Annotated[float, msgspec.Meta(ge=0, le=1)]
+    step: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    completed: bool = False
+
+
+_decoder = msgspec.json.Decoder(ProgressBody)
+_AT = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$", re.DOTALL)
+
+
+def _problem(exc: msgspec.ValidationError) -> str:
+    """msgspec's ``Expected ... - at `$.position``` as ``position: Expected ...``."""
+    text = str(exc)
+    match = _AT.match(text)
+    if match and match["path"]:
+        return f"{match['path']}: {match['message']}"
+    return text
+
+
+def _demo_id(request: web.Request) -> str:
+    demo_id = request.match_info["demo_id"]
+    if not ROOM_ID.match(demo_id):
+        raise json_error(web.HTTPBadRequest, f"invalid demo id: use {ROOM_ID_RULE}")
+    return demo_id
+
+
+def progress_json(p: DemoProgress | None, demo_id: str) -> dict[str, Any]:
+    if p is None:  # nothing reported yet: at the start
+        return {
+            "demo": demo_id,
+            "position": 0.0,
+            "step": None,
+            "fraction": 0.0,
+            "completed": False,
+            "updated_at": None,
+        }
+    return {
+        "demo": p.demo_id,
+        "position": p.position,
+        "step": p.step_id,
+        "fraction": p.fraction,
+        "completed": p.completed,
+        "updated_at": p.updated_at.isoformat(),
+    }
+
+
+def _unavailable(exc: Exception) -> web.HTTPException:
+    return json_error(web.HTTPServiceUnavailable, str(exc))
+
+
+async def _existing_demo_steps(request: web.Request, demo_id: str) -> tuple[str, ...]:
+    """The demo's step ids (empty for a recording); 404 when the library has no such demo."""
+    demo = await request.app[DEMOS].demo(demo_id)
+    if demo is None:
+        raise json_error(web.HTTPNotFound, f"no demo {demo_id!r}")
+    return tuple(step.id for step in demo.steps or [])
+
+
+async def get_progress(request: web.Request) -> web.Response:
+    """The caller's own progress in the demo (at the start if nothing was reported)."""
+    demo_id = _demo_id(request)
+    me = request[IDENTITY].user_uuid
+    try:
+        await _existing_demo_steps(request, demo_id)
+        progress = await request.app[STORE].get_progress(me, demo_id)
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+    return web.json_response(progress_json(progress, demo_id))
+
+
+async def put_progress(request: web.Request) -> web.Response:
+    """Report where the caller is; answers with what is kept."""
+    demo_id = _demo_id(request)
+    body = await read_body(request, MAX_BODY)
+    try:
+        report = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise json_error(web.HTTPBadRequest, f"invalid progress: {_problem(exc)}") from exc
+    except msgspec.DecodeError as exc:
+        raise json_error(web.HTTPBadRequest, f"invalid progress: body is not JSON: {exc}") from exc
+    if not math.isfinite(report.position):
+        raise json_error(web.HTTPBadRequest, "invalid progress: position: must be a finite number")
+    me = request[IDENTITY].user_uuid
+    try:
+        steps = await _existing_demo_steps(request, demo_id)
+        if report.step is not None and report.step not in steps:
+            raise json_error(
+                web.HTTPBadRequest,
+                f"invalid progress: step: demo {demo_id!r} has no step {report.step!r}",
+            )
+        progress = await request.app[STORE].put_progress(
+            me,
+            demo_id,
+            position=report.position,
+            step_id=report.step,
+            fraction=report.fraction,
+            completed=report.completed,
+        )
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+    return web.json_response(progress_json(progress, demo_id))
+
+
+async def list_progress(request: web.Request) -> web.Response:
+    """Everyone's progress in the demo, most recently active first: course staff only."""
+    identity = request[IDENTITY]
+    if identity.role not in STAFF_ROLES:
+        raise json_error(
+            web.HTTPForbidden, "permission denied: everyone's progress is for course staff"
+        )
+    demo_id = _demo_id(request)
+    try:
+        await _existing_demo_steps(request, demo_id)
+        entries = await request.app[STORE].list_progress(demo_id, MAX_LISTED)
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+    return web.json_response(
+        {
+            "demo": demo_id,
+            "progress": [
+                {
+                    "user": str(p.user_id),
+                    "username": p.username,
+                    "name": p.display_name,
+                    **progress_json(p, demo_id),
+                }
+                for p in entries
+            ],
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/demos/{demo_id}/progress", get_progress)
+    app.router.add_put("/api/demos/{demo_id}/progress", put_progress)
+    app.router.add_get("/api/demos/{demo_id}/progress/all", list_progress)

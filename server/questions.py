@@ -1,0 +1,428 @@
+"""Questions and quizzes in rooms: viewers ask and upvote, staff see live quiz tallies.
+
+The room hands its question messages here (a ``rooms.RoomService``). What can be
+checked without the database (a demo is loaded, the text's length, the
+sender's role) is checked at once; the rest is a job on the room's lane. Why
+one lane per room, run in order: a vote sent after a question, or a changed
+quiz answer sent after the first, must be applied in the order the room got
+them, and a joiner's list must not be overtaken by the changes that follow it.
+Each job is one store call that commits as a whole, so a database outage tells
+the sender (``unavailable``) and leaves nothing half done.
+
+Quiz answers are checked against the loaded demo's own document (from the
+``DemoLibrary``): the step must have a question, a choice must be one of its
+choices, and whether the answer is right is decided here, not by the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from demos.format import Demo
+from demos.format import Question as DemoQuestion
+from demos.timeline import Timeline
+from rooms import Connection, Room, can_control_demo
+from rooms.extension import (
+    QuestionAnswered,
+    QuestionAsk,
+    QuestionItem,
+    QuestionList,
+    QuestionMessage,
+    QuestionVote,
+    QuizAnswer,
+    QuizResult,
+    QuizTally,
+    server_time_ms,
+)
+from store import Store, StoreUnavailable
+from store.records import Question, QuizCount
+
+from .demolibrary import DemoLibrary
+
+log = logging.getLogger("opencode_live.server")
+
+#: Longest question (and free-text quiz answer), in characters after stripping.
+MAX_TEXT = 2000
+#: Most questions sent in one list (the least voted answered ones are left off).
+MAX_LISTED = 500
+#: Jobs waiting on one room's lane before further messages are refused.
+MAX_PENDING = 1000
+#: Largest question id Postgres can hold (bigint): anything above is no question.
+MAX_ID = 2**63 - 1
+#: Bytes a list message may take besides its texts (per item: ids, names, times).
+ITEM_OVERHEAD = 256
+
+Job = Callable[[], Awaitable[None]]
+
+
+class Refused(Exception):
+    """A message turned down; ``code`` is the notice code, the text says why."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+def question_item(q: Question) -> QuestionItem:
+    return QuestionItem(
+        id=q.id,
+        demo=q.demo_id,
+        text=q.text,
+        by=q.by_name,
+        votes=q.votes,
+        answered=q.answered,
+        created=q.created_at.timestamp() * 1000.0,
+        step=q.step_id,
+        at=q.at,
+    )
+
+
+def tally_of(
+    demo_id: str, step_id: str, question: DemoQuestion, counts: Iterable[QuizCount]
+) -> QuizTally:
+    """The ``quiz.tally`` of a step from the stored counts (per choice, total, right)."""
+    per_choice = [0] * len(question.choices or [])
+    total = correct = 0
+    for count in counts:
+        if count.step_id != step_id:
+            continue
+        total += count.answers
+        correct += count.correct
+        if count.choice is not None and 0 <= count.choice < len(per_choice):
+            per_choice[count.choice] += count.answers
+    return QuizTally(demo=demo_id, step=step_id, counts=per_choice, total=total, correct=correct)
+
+
+def question_steps(demo: Demo) -> list[tuple[str, DemoQuestion]]:
+    """The steps that ask something, in document order."""
+    return [(s.id, s.question) for s in demo.steps or [] if s.question is not None]
+
+
+def check_answer(
+    question: DemoQuestion, choice: int | None, text: str | None
+) -> tuple[int | None, str | None, bool | None]:
+    """The answer as stored (choice, text) and whether it is right (None: no right answer).
+
+    A multiple-choice question takes a choice's index, or a choice's exact text;
+    a free-text question takes text. Raises Refused naming what was wrong.
+    """
+    choices = question.choices
+    if choices:
+        if choice is None and text is not None and text.strip() in choices:
+            choice = choices.index(text.strip())
+        if choice is None:
+            raise Refused(
+                "bad-quiz-answer",
+                f"this question has {len(choices)} choices: answer with a choice's index "
+                f"(0 to {len(choices) - 1})",
+            )
+        if not 0 <= choice < len(choices):
+            raise Refused(
+                "bad-quiz-answer",
+                f"choice {choice} is out of range: this question has choices 0 to "
+                f"{len(choices) - 1}",
+            )
+        answer = question.answer
+        if answer is None:
+            return choice, None, None
+        right = answer if isinstance(answer, int) else choices.index(answer)
+        return choice, None, choice == right
+    if choice is not None:
+        raise Refused("bad-quiz-answer", "this question has no choices: answer with text")
+    cleaned = (text or "").strip()
+    if not cleaned:
+        raise Refused("bad-quiz-answer", "an answer needs some text")
+    if len(cleaned) > MAX_TEXT:
+        raise Refused("bad-quiz-answer", f"an answer has at most {MAX_TEXT} characters")
+    if "\x00" in cleaned:
+        raise Refused("bad-quiz-answer", "an answer cannot contain NUL characters")
+    expected = question.answer
+    if not isinstance(expected, str):
+        return None, cleaned, None
+    return None, cleaned, cleaned.casefold() == expected.strip().casefold()
+
+
+def place_question(
+    room: Room, timeline: Timeline, step: str | None, at: float | None
+) -> tuple[str | None, float | None]:
+    """Where a question attaches: the step or time given, else where the room's playback is."""
+    walkthrough = timeline.kind == "walkthrough"
+    if step is not None:
+        if step not in timeline.steps:
+            raise Refused("bad-question", f"the demo {timeline.demo!r} has no step {step!r}")
+    if at is not None:
+        if walkthrough:
+            raise Refused("bad-question", "a walkthrough's questions attach to a step, not a time")
+        if not math.isfinite(at) or not 0 <= at <= timeline.duration:
+            raise Refused("bad-question", f"at must be between 0 and {timeline.duration:g} seconds")
+    if step is not None or at is not None:
+        return step, at
+    position = room.playback.position_at(server_time_ms())
+    if walkthrough:
+        if not timeline.steps:
+            return None, None
+        index = min(max(round(position), 0), len(timeline.steps) - 1)
+        return timeline.steps[index], None
+    return None, round(position, 3)
+
+
+def bounded(items: Sequence[Question], budget: int) -> list[Question]:
+    """As many items (in listing order) as fit a message of ``budget`` bytes."""
+    kept: list[Question] = []
+    used = 0
+    for item in items[:MAX_LISTED]:
+        used += len(item.text.encode("utf-8")) + len(item.by_name.encode("utf-8")) + ITEM_OVERHEAD
+        if used > budget:
+            break
+        kept.append(item)
+    return kept
+
+
+class QuestionService:
+    #: The room messages this service takes (``rooms.RoomService``).
+    messages: tuple[type, ...] = (QuestionAsk, QuestionVote, QuestionAnswered, QuizAnswer)
+
+    def __init__(self, store: Store, library: DemoLibrary) -> None:
+        self.store = store
+        self.library = library
+        #: Jobs waiting per room, each room's run in order by one task.
+        self._lanes: dict[Room, deque[Job]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- rooms.RoomService ---------------------------------------------------
+
+    def handle(self, room: Room, conn: Connection, msg: QuestionMessage) -> None:
+        try:
+            if isinstance(msg, QuestionAsk):
+                job = self._ask(room, conn, msg)
+            elif isinstance(msg, QuestionVote):
+                job = self._vote(room, conn, msg)
+            elif isinstance(msg, QuestionAnswered):
+                job = self._answered(room, conn, msg)
+            else:
+                job = self._quiz(room, conn, msg)
+        except Refused as refused:
+            room.notify(conn, "error", refused.code, refused.text)
+            return
+        self._enqueue(room, conn, job)
+
+    def greet(self, room: Room, conn: Connection) -> None:
+        demo_id = room.playback.demo
+        if demo_id is None:
+            return
+
+        async def job() -> None:
+            if conn not in room.connections:
+                return
+            await self._send_lists(room, demo_id, [conn])
+
+        self._enqueue(room, conn, job)
+
+    def left(self, room: Room, conn: Connection) -> None:
+        """Nothing is held for a connection: what it asked stays with the room."""
+
+    def demo_loaded(self, room: Room) -> None:
+        demo_id = room.playback.demo
+        if demo_id is None:
+            return
+
+        async def job() -> None:
+            await self._send_lists(room, demo_id, list(room.connections))
+
+        self._enqueue(room, None, job)
+
+    def room_unloaded(self, room: Room) -> None:
+        """Questions live in the database; a lane ends by itself once drained."""
+
+    async def close(self) -> None:
+        """Stop the lanes (at shutdown): what is still queued is dropped."""
+        self._lanes.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- the messages ----------------------------------------------------------
+
+    def _ask(self, room: Room, conn: Connection, msg: QuestionAsk) -> Job:
+        demo_id, timeline = room.playback.demo, room.timeline
+        if demo_id is None or timeline is None:
+            raise Refused(
+                "bad-question", "no demo is loaded in this room: questions are about a demo"
+            )
+        text = msg.text.strip()
+        if not text:
+            raise Refused("bad-question", "a question needs some text")
+        if len(text) > MAX_TEXT:
+            raise Refused(
+                "bad-question",
+                f"a question has at most {MAX_TEXT} characters; this one has {len(text)}",
+            )
+        if "\x00" in text:  # Postgres text cannot hold it: refused, not an error of ours
+            raise Refused("bad-question", "a question cannot contain NUL characters")
+        step, at = place_question(room, timeline, msg.step, msg.at)
+        asker = conn.person.user_id
+
+        async def job() -> None:
+            question = await self.store.ask_question(room.id, demo_id, step, at, text, asker)
+            room.broadcast_room(question_item(question))
+
+        return job
+
+    def _vote(self, room: Room, conn: Connection, msg: QuestionVote) -> Job:
+        question_id = _question_id(msg.id)
+        voter = conn.person.user_id
+
+        async def job() -> None:
+            result = await self.store.vote_question(room.id, question_id, voter, msg.up)
+            if result.status == "missing":
+                raise Refused("bad-question", f"there is no question {question_id} in this room")
+            if result.status == "own":
+                raise Refused("bad-question", "you cannot vote on your own question")
+            assert result.question is not None
+            item = question_item(result.question)
+            if result.status == "unchanged":  # nothing new for the room: tell the voter only
+                room.send_room(conn, item)
+            else:
+                room.broadcast_room(item)
+
+        return job
+
+    def _answered(self, room: Room, conn: Connection, msg: QuestionAnswered) -> Job:
+        if not can_control_demo(conn.person, conn.role):
+            raise Refused(
+                "permission-denied",
+                "marking questions answered needs an instructor or teaching assistant who can "
+                f"edit this room; you are {conn.role.with_article} here",
+            )
+        question_id = _question_id(msg.id)
+
+        async def job() -> None:
+            question = await self.store.mark_answered(room.id, question_id, msg.answered)
+            if question is None:
+                raise Refused("bad-question", f"there is no question {question_id} in this room")
+            room.broadcast_room(question_item(question))
+
+        return job
+
+    def _quiz(self, room: Room, conn: Connection, msg: QuizAnswer) -> Job:
+        demo_id, timeline = room.playback.demo, room.timeline
+        if demo_id is None or timeline is None:
+            raise Refused("bad-quiz-answer", "no demo is loaded in this room")
+        if msg.step not in timeline.steps:
+            raise Refused("bad-quiz-answer", f"the demo {demo_id!r} has no step {msg.step!r}")
+        if msg.text is not None and len(msg.text) > 4 * MAX_TEXT:  # before any stripping work
+            raise Refused("bad-quiz-answer", f"an answer has at most {MAX_TEXT} characters")
+        person = conn.person.user_id
+        step_id = msg.step
+
+        async def job() -> None:
+            demo = await self.library.demo(demo_id)
+            if demo is None:
+                raise Refused(
+                    "bad-quiz-answer", f"the demo {demo_id!r} is no longer in the library"
+                )
+            question = next((q for s, q in question_steps(demo) if s == step_id), None)
+            if question is None:
+                raise Refused("bad-quiz-answer", f"step {step_id!r} does not ask a question")
+            choice, text, correct = check_answer(question, msg.choice, msg.text)
+            counts = await self.store.put_quiz_answer(
+                room.id, demo_id, step_id, person, choice=choice, text=text, correct=correct
+            )
+            room.send_room(conn, QuizResult(step=step_id, correct=correct))
+            tally = tally_of(demo_id, step_id, question, counts)
+            for peer in room.connections:
+                if can_control_demo(peer.person, peer.role):
+                    room.send_room(peer, tally)
+
+        return job
+
+    async def _send_lists(self, room: Room, demo_id: str, conns: list[Connection]) -> None:
+        """Each connection's ``questions`` (with its own votes) and, to staff, the tallies."""
+        conns = [c for c in conns if c.extension]
+        if not conns:
+            return
+        found = await self.store.list_questions(room.id, demo_id, MAX_LISTED)
+        limits = room.limits
+        items = [
+            question_item(q)
+            for q in bounded(found, min(limits.max_message_bytes, limits.send_queue_bytes // 4))
+        ]
+        listed = {item.id for item in items}
+        votes = await self.store.votes_of(room.id, demo_id, [c.person.user_id for c in conns])
+        staff = [c for c in conns if can_control_demo(c.person, c.role)]
+        tallies: list[QuizTally] = []
+        if staff:
+            demo = await self.library.demo(demo_id)
+            if demo is not None:
+                counts = await self.store.quiz_counts(room.id, demo_id)
+                tallies = [tally_of(demo_id, s, q, counts) for s, q in question_steps(demo)]
+        for conn in conns:
+            if conn not in room.connections:
+                continue
+            voted = [i for i in votes.get(conn.person.user_id, []) if i in listed]
+            room.send_room(conn, QuestionList(demo=demo_id, items=items, voted=voted))
+            if conn in staff:
+                for tally in tallies:
+                    room.send_room(conn, tally)
+
+    # -- the lanes -------------------------------------------------------------
+
+    def _enqueue(self, room: Room, conn: Connection | None, job: Job) -> None:
+        lane = self._lanes.get(room)
+        if lane is None:
+            lane = self._lanes[room] = deque()
+            task = asyncio.get_running_loop().create_task(self._drain(room, lane))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif len(lane) >= MAX_PENDING:
+            if conn is not None:
+                room.notify(conn, "error", "unavailable", "too many questions pending: try again")
+            return
+        lane.append(self._guarded(room, conn, job))
+
+    async def _drain(self, room: Room, lane: deque[Job]) -> None:
+        try:
+            while lane:
+                await lane.popleft()()
+        finally:
+            if self._lanes.get(room) is lane:
+                del self._lanes[room]
+
+    def _guarded(self, room: Room, conn: Connection | None, job: Job) -> Job:
+        """The job with its failures told to ``conn`` (the sender) and never past the lane."""
+
+        async def run() -> None:
+            try:
+                await job()
+            except Refused as refused:
+                if conn is not None:
+                    room.notify(conn, "error", refused.code, refused.text)
+            except StoreUnavailable as exc:
+                log.warning(
+                    "questions: store unavailable", extra={"room": room.id, "error": str(exc)}
+                )
+                if conn is not None:
+                    room.notify(
+                        conn,
+                        "error",
+                        "unavailable",
+                        f"questions cannot be read or saved now: {exc}",
+                    )
+            except Exception:
+                log.exception("questions: job failed", extra={"room": room.id})
+                if conn is not None:
+                    room.notify(conn, "error", "unavailable", "questions failed on the server")
+
+        return run
+
+
+def _question_id(value: int) -> int:
+    if not 1 <= value <= MAX_ID:
+        raise Refused("bad-question", f"there is no question {value}")
+    return value
