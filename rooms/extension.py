@@ -248,6 +248,19 @@ class QuizResult(msgspec.Struct, tag="quiz.result", tag_field="type"):
     correct: bool | None
 
 
+class RunLanguage(msgspec.Struct):
+    name: str
+    #: The file run when a request names none, if it is in the room.
+    entry: str
+    extensions: list[str]
+
+
+class RunLanguages(msgspec.Struct, tag="run.languages", tag_field="type"):
+    """What this server runs: the page picks the default entry by the same rule as the server."""
+
+    languages: list[RunLanguage]
+
+
 class RunStarted(msgspec.Struct, tag="run.started", tag_field="type"):
     run: str
     by: str
@@ -292,6 +305,7 @@ ServerMessage = (
     | Notice
     | DemoState
     | DemoHighlights
+    | RunLanguages
     | RunStarted
     | RunOutput
     | RunExit

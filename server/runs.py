@@ -37,6 +37,8 @@ from rooms import Connection, Person, Room, can_run, metrics
 from rooms.extension import (
     RunExit,
     RunInput,
+    RunLanguage,
+    RunLanguages,
     RunMessage,
     RunOutput,
     RunRequest,
@@ -141,6 +143,7 @@ class RunService:
         #: Runs in flight, by room id: one per room.
         self.running: dict[str, RoomRun] = {}
         self._tasks: set[asyncio.Task[object]] = set()
+        self._languages: RunLanguages | None = None
 
     #: The room messages this service takes (``rooms.RoomService``).
     messages: tuple[type, ...] = (RunRequest, RunInput, RunStop)
@@ -189,12 +192,25 @@ class RunService:
             handle.stop()
 
     def greet(self, room: Room, conn: Connection) -> None:
+        room.send_room(conn, self.languages_message())
         current = self.running.get(room.id)
         if current is not None:
             room.send_room(conn, current.started_message())
             if current.orphan_timer is not None:  # someone is watching again
                 current.orphan_timer.cancel()
                 current.orphan_timer = None
+
+    def languages_message(self) -> RunLanguages:
+        """The language specs as the page needs them (built once: specs load at start)."""
+        if self._languages is None:
+            specs = sorted(self.executor.languages.values(), key=lambda spec: spec.name)
+            self._languages = RunLanguages(
+                languages=[
+                    RunLanguage(name=spec.name, entry=spec.entry, extensions=list(spec.extensions))
+                    for spec in specs
+                ]
+            )
+        return self._languages
 
     def demo_loaded(self, room: Room) -> None:
         """Runs do not depend on the demo."""

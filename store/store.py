@@ -125,6 +125,11 @@ class Store:
     def closed(self) -> bool:
         return self._closed
 
+    def connection(self, what: str) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A pooled connection for a domain package's own queries (``progress``), with the
+        same outage handling as the store's: ``what`` names the work in the error."""
+        return self._connection(what)
+
     @contextlib.asynccontextmanager
     async def _connection(self, what: str) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; an outage becomes StoreUnavailable and drops the connection.

@@ -247,6 +247,11 @@ async def test_without_an_engine_rooms_work_and_runs_say_why(server_factory, tok
             assert r.status == 503 and "unavailable" in (await r.json())["error"]
     session, client = await _client(server, tokens, "nodocker", OWNER)
     try:
+        # the page learns what the server runs from the server, engine or not
+        await eventually(lambda: any(m["type"] == "run.languages" for m in client.room_messages))
+        told = next(m for m in client.room_messages if m["type"] == "run.languages")
+        assert {"name": "python", "entry": "main.py", "extensions": [".py"]} in told["languages"]
+        assert [m["type"] for m in client.room_messages].index("hello") == 0
         client.edit(lambda f: f.__setitem__("main.py", Text("print(1)")))
         await client.send_room({"type": "run"})
         await eventually(

@@ -17,9 +17,23 @@ const STOP_TIMEOUT_MS = 10_000
 /** After a reconnect the server says run.started at once if the run still goes on. */
 const RECONNECT_CONFIRM_MS = 3000
 
-const RUNNABLE = /\.(py|js|mjs|cjs)$/i
-// The language specs' default entries (executor/languages/*.json), in the server's order.
-const DEFAULT_ENTRIES = ['main.js', 'main.py']
+// What the server runs (executor/languages/*.json), as its `run.languages` message says on
+// joining; these are the shipped specs, used until that message arrives.
+let defaultEntries = ['main.js', 'main.py']
+let runnableSuffixes = new Set(['.py', '.js', '.mjs', '.cjs'])
+
+/** Take the server's languages: the default entries sorted by name, as the server sorts them. */
+export function setLanguages (languages) {
+  if (!Array.isArray(languages) || languages.length === 0) return
+  defaultEntries = languages.map((l) => String(l.entry)).sort()
+  runnableSuffixes = new Set(languages.flatMap((l) => (l.extensions || []).map(String)))
+}
+
+function suffixOf (path) {
+  const name = path.slice(path.lastIndexOf('/') + 1)
+  const dot = name.lastIndexOf('.')
+  return dot > 0 ? name.slice(dot) : ''
+}
 const RUN_NOTICES = new Set(['runs-unavailable', 'run-busy', 'rate-limited', 'bad-run-request', 'no-such-run'])
 
 const STATUS = {
@@ -38,12 +52,12 @@ const SIGNALS = {
 /** The file the server runs when a request names none (docs/protocol.md, `run`). */
 export function defaultEntry (paths) {
   const have = new Set(paths)
-  const first = DEFAULT_ENTRIES.find((p) => have.has(p))
+  const first = defaultEntries.find((p) => have.has(p) && isRunnable(p))
   if (first) return first
-  return [...paths].sort().find((p) => RUNNABLE.test(p)) || null
+  return [...paths].sort().find((p) => isRunnable(p)) || null
 }
 
-export const isRunnable = (path) => typeof path === 'string' && RUNNABLE.test(path)
+export const isRunnable = (path) => typeof path === 'string' && runnableSuffixes.has(suffixOf(path))
 
 const capitalize = (s) => s.charAt(0).toUpperCase() + s.slice(1)
 
@@ -605,7 +619,8 @@ export function setupRuns ({ send, mayRun, connected, paths, current }) {
   }
 
   function message (msg) {
-    if (msg.type === 'run.started') started(msg)
+    if (msg.type === 'run.languages') { setLanguages(msg.languages); render() }
+    else if (msg.type === 'run.started') started(msg)
     else if (msg.type === 'run.output') output(msg)
     else if (msg.type === 'run.exit') exited(msg)
     else return false
