@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator, Callable
 
 import uvloop
 from aiohttp import web
+
+from store import Store
 
 from .app import create_app, start_site
 from .config import Settings, add_arguments, load_settings
@@ -56,6 +60,42 @@ async def serve(settings: Settings) -> None:
         log.info("stopped")
 
 
+def course_main(args: argparse.Namespace) -> int:
+    """``course validate|load``: settings, languages and the database from here (``progress``
+    never imports ``server``); the checking and loading in ``progress.cli``."""
+    from executor.languages import load_languages
+    from progress.cli import load_command, validate_command
+
+    try:
+        settings = load_settings(args)
+        languages = sorted(load_languages(settings.executor_config().languages_dir))
+    except ValueError as exc:  # a bad setting, or a bad language spec (LanguageSpecError)
+        print(f"opencode-live: {exc}", file=sys.stderr)
+        return 2
+    if args.course_command == "validate":
+        return validate_command(args.path, languages)
+    setup_logging(settings.log_level)
+    return uvloop.run(load_command(args.path, store_opener(settings), languages))
+
+
+def store_opener(settings: Settings) -> Callable[[], contextlib.AbstractAsyncContextManager[Store]]:
+    """Opening the store as ``serve`` does (DATABASE_URL, else the embedded Postgres), for
+    the commands of domain packages, which may not import ``server``."""
+    from .app import open_store
+
+    @contextlib.asynccontextmanager
+    async def store() -> AsyncIterator[Store]:
+        opened, embedded = await open_store(settings)
+        try:
+            yield opened
+        finally:
+            await opened.close()
+            if embedded is not None:
+                await embedded.stop()
+
+    return store
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opencode-live",
@@ -88,6 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="check demo files; folders are searched for *.demo.json"
     )
     validate.add_argument("paths", nargs="+", metavar="PATH", help="a demo file or a folder")
+    course = commands.add_parser("course", help="check and load course folders (course.yaml)")
+    course_commands = course.add_subparsers(dest="course_command", required=True)
+    for name, text in (
+        ("validate", "check a course folder (no database needed)"),
+        ("load", "check a course folder, then load it into the database"),
+    ):
+        course_command = course_commands.add_parser(name, help=text)
+        course_command.add_argument(
+            "path", metavar="PATH", help="a course folder or its course.yaml"
+        )
+        add_arguments(course_command)
+    from progress.awardscli import add_commands as add_achievement_commands
+
+    add_achievement_commands(commands, add_arguments)
     return parser
 
 
@@ -102,6 +156,17 @@ def main(argv: list[str] | None = None) -> int:
         from demos.cli import validate_paths
 
         return validate_paths(args.paths)
+    if args.command == "course":
+        return course_main(args)
+    if args.command == "achievements":
+        from progress.awardscli import main as achievements_main
+
+        try:
+            settings = load_settings(args)
+        except ValueError as exc:
+            print(f"opencode-live: {exc}", file=sys.stderr)
+            return 2
+        return achievements_main(args, store_opener(settings))
     try:
         settings = load_settings(args)
         if args.command == "token":

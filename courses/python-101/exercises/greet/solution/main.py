@@ -1,0 +1,3 @@
+def greet(name):
+    """Return a greeting for name, e.g. "Hello, Ada!"."""
+    return f"Hello, {name}!"

@@ -1,0 +1,4 @@
+def greet(name):
+    """Return a greeting for name, e.g. "Hello, Ada!"."""
+    # Your code here.
+    return ""

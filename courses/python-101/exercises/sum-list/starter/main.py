@@ -1,0 +1,5 @@
+def sum_list(numbers):
+    """Return the sum of numbers (without the built-in sum)."""
+    total = 0
+    # Your loop here.
+    return total
