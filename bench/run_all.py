@@ -1,12 +1,12 @@
 """Run every benchmark against both servers and print a summary against the targets.
 
     python bench/run_all.py [--server ours|reference|both]
-        [--only fanout,rooms,join,idle,herd,runs,sync]
+        [--only fanout,rooms,join,idle,herd,runs,sync,progress]
 
 Each benchmark runs as its own process (its full tables are printed as it
 goes); the summary at the end puts the headline figures side by side. ``runs`` (code runs
 in rooms, a Docker Engine and the run image needed) and ``sync`` (demo playback) measure
-our server only.
+our server only; ``progress`` (events and leaderboards) measures the database layer, no server.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ("fanout", "rooms", "join", "idle", "herd", "runs", "sync")
+ORDER = ("fanout", "rooms", "join", "idle", "herd", "runs", "sync", "progress")
 
 
 def fig(v: float | None, unit: str = "", digits: int = 1) -> str:
@@ -203,6 +203,22 @@ def summary(data: dict[str, dict], kinds: list[str]) -> list[list[str]]:
                 "one small message",
                 {"ours": " / ".join(f"{v:.0f} B" for v in sizes)},
                 max(sizes) < 256,
+            )
+    progress = (data.get("progress") or {}).get("results", {}).get("ours")
+    if progress:
+        best = max(progress["a"], key=lambda a: a["events_per_second"])
+        add(
+            f"(h) apply_event, {best['workers']} workers: events/s",
+            "> 2000/s",
+            {"ours": fig(best["events_per_second"], "/s", 0)},
+            best["events_per_second"] > 2000,
+        )
+        for q in progress["b"]["queries"]:
+            add(
+                f"(h) leaderboard {q['scope']} {q['window']}, 100k users: p99",
+                "< 50 ms",
+                {"ours": fig(q["p99_ms"], " ms")},
+                q["p99_ms"] < 50,
             )
     return rows
 

@@ -29,6 +29,15 @@ from .events import (
     decode_event,
     exercise_xp,
 )
+from .leaderboard import (
+    Board,
+    Window,
+    leaderboard,
+    set_cohort_minors,
+    set_visible,
+    visibility,
+    window_of,
+)
 from .ledger import PointAward
 from .loader import LoadReport, load_course
 from .rules import (
@@ -39,6 +48,7 @@ from .rules import (
     Installed,
     RulesError,
     backfill,
+    install_default_rules,
     install_rules,
     load_rules,
     parse_rules,
@@ -50,6 +60,7 @@ __all__ = [
     "Achievement",
     "AnyEvent",
     "Applied",
+    "Board",
     "Condition",
     "Course",
     "CourseError",
@@ -73,15 +84,22 @@ __all__ = [
     "RunFinished",
     "SolutionViewed",
     "SubmissionGraded",
+    "Window",
     "apply_event",
     "backfill",
     "check_course",
     "code_hash",
     "decode_event",
     "exercise_xp",
+    "install_default_rules",
     "install_rules",
+    "leaderboard",
     "load_course",
     "load_rules",
     "parse_rules",
     "read_course",
+    "set_cohort_minors",
+    "set_visible",
+    "visibility",
+    "window_of",
 ]

@@ -219,44 +219,49 @@ async def install_rules(store: Store, achievements: Sequence[Achievement]) -> In
     """Make the catalogue in the database what the file says: add and update the
     declared achievements (un-retiring one that comes back), retire the others.
     Retired, never deleted: people keep what they earned."""
+    async with store.connection("install achievements") as conn, conn.transaction():
+        await conn.execute("LOCK TABLE achievements IN SHARE ROW EXCLUSIVE MODE")
+        return await _install(conn, achievements)
+
+
+async def _install(conn: asyncpg.Connection, achievements: Sequence[Achievement]) -> Installed:
+    """The install itself, in the caller's transaction (holding the table lock)."""
     ids = [a.id for a in achievements]
     added: list[str] = []
     updated: list[str] = []
-    async with store.connection("install achievements") as conn, conn.transaction():
-        await conn.execute("LOCK TABLE achievements IN SHARE ROW EXCLUSIVE MODE")
-        for a in achievements:
-            conditions = json.dumps(msgspec.to_builtins(a.conditions))
-            row = await conn.fetchrow(
-                """
-                INSERT INTO achievements (id, name, description, icon, xp, rarity, conditions)
-                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
-                ON CONFLICT (id) DO UPDATE SET
-                    name = EXCLUDED.name, description = EXCLUDED.description,
-                    icon = EXCLUDED.icon, xp = EXCLUDED.xp, rarity = EXCLUDED.rarity,
-                    conditions = EXCLUDED.conditions, retired_at = NULL
-                WHERE (achievements.name, achievements.description, achievements.icon,
-                       achievements.xp, achievements.rarity, achievements.conditions,
-                       achievements.retired_at IS NULL)
-                   IS DISTINCT FROM
-                      (EXCLUDED.name, EXCLUDED.description, EXCLUDED.icon, EXCLUDED.xp,
-                       EXCLUDED.rarity, EXCLUDED.conditions, true)
-                RETURNING (xmax = 0) AS inserted
-                """,
-                a.id,
-                a.name,
-                a.description,
-                a.icon,
-                a.xp,
-                a.rarity,
-                conditions,
-            )
-            if row is not None:
-                (added if row["inserted"] else updated).append(a.id)
-        retired = await conn.fetch(
-            "UPDATE achievements SET retired_at = now() "
-            "WHERE retired_at IS NULL AND NOT (id = ANY($1::text[])) RETURNING id",
-            ids,
+    for a in achievements:
+        conditions = json.dumps(msgspec.to_builtins(a.conditions))
+        row = await conn.fetchrow(
+            """
+            INSERT INTO achievements (id, name, description, icon, xp, rarity, conditions)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+            ON CONFLICT (id) DO UPDATE SET
+                name = EXCLUDED.name, description = EXCLUDED.description,
+                icon = EXCLUDED.icon, xp = EXCLUDED.xp, rarity = EXCLUDED.rarity,
+                conditions = EXCLUDED.conditions, retired_at = NULL
+            WHERE (achievements.name, achievements.description, achievements.icon,
+                   achievements.xp, achievements.rarity, achievements.conditions,
+                   achievements.retired_at IS NULL)
+               IS DISTINCT FROM
+                  (EXCLUDED.name, EXCLUDED.description, EXCLUDED.icon, EXCLUDED.xp,
+                   EXCLUDED.rarity, EXCLUDED.conditions, true)
+            RETURNING (xmax = 0) AS inserted
+            """,
+            a.id,
+            a.name,
+            a.description,
+            a.icon,
+            a.xp,
+            a.rarity,
+            conditions,
         )
+        if row is not None:
+            (added if row["inserted"] else updated).append(a.id)
+    retired = await conn.fetch(
+        "UPDATE achievements SET retired_at = now() "
+        "WHERE retired_at IS NULL AND NOT (id = ANY($1::text[])) RETURNING id",
+        ids,
+    )
     return Installed(added, updated, sorted(r["id"] for r in retired))
 
 
@@ -348,6 +353,22 @@ async def evaluate(
                     )
                 )
     return awarded, awards
+
+
+async def install_default_rules(store: Store) -> Installed | None:
+    """Install the shipped catalogue on a database that has none yet (a fresh server).
+
+    Only when empty: a catalogue an operator loaded with ``achievements load``
+    (or retired) stays as they left it across restarts. The check happens
+    under the same table lock as the install, so two processes starting
+    together install it once.
+    """
+    achievements = load_rules(DEFAULT_RULES)
+    async with store.connection("install default achievements") as conn, conn.transaction():
+        await conn.execute("LOCK TABLE achievements IN SHARE ROW EXCLUSIVE MODE")
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM achievements)"):
+            return None
+        return await _install(conn, achievements)
 
 
 async def backfill(

@@ -298,6 +298,19 @@ class RunExit(msgspec.Struct, tag="run.exit", tag_field="type"):
     score: float | None = None
 
 
+class ProgressAward(msgspec.Struct, tag="progress.award", tag_field="type"):
+    """Someone in the room passed an exercise or earned an achievement (told after the
+    ledger recorded it, to the room they named when submitting)."""
+
+    user: str
+    name: str
+    kind: Literal["exercise-passed", "achievement"]
+    #: The exercise's or the achievement's title.
+    title: str
+    #: XP it earned (0 when, say, the same code passed before).
+    xp: int
+
+
 ServerMessage = (
     ServerHello
     | Access
@@ -315,6 +328,7 @@ ServerMessage = (
     | QuestionList
     | QuizTally
     | QuizResult
+    | ProgressAward
 )
 
 _decoder = msgspec.msgpack.Decoder(ClientMessage)

@@ -10,13 +10,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from executor import Executor
+from progress import install_default_rules
 from rooms import CloseCode, GroupCommit, RoomRegistry, RoomService
-from store import EmbeddedPostgres, Store
+from store import EmbeddedPostgres, Store, StoreUnavailable
 
 from . import (
     api,
     demosapi,
     heartbeat,
+    leaderboardsapi,
+    learnersapi,
     pages,
     progressapi,
     questionsapi,
@@ -24,6 +27,7 @@ from . import (
     roomsapi,
     runsapi,
     signin,
+    submissionsapi,
     versions,
     ws,
 )
@@ -158,6 +162,9 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     recordingsapi.add_routes(app, recordings)
     questionsapi.add_routes(app)
     progressapi.add_routes(app)
+    leaderboardsapi.add_routes(app)
+    submissionsapi.add_routes(app)
+    learnersapi.add_routes(app)
     app.router.add_get("/api/rooms/{room_id}/files", api.get_files)
     app.router.add_get("/api/rooms/{room_id}/files/{path:.+}", api.get_file)
     app.router.add_put("/api/rooms/{room_id}/files/{path:.+}", api.put_file)
@@ -171,6 +178,11 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     tasks: list[asyncio.Task[None]] = []
 
     async def start(app: web.Application) -> None:
+        # A fresh database gets the shipped achievements; a loaded catalogue stays.
+        try:
+            await install_default_rules(store)
+        except StoreUnavailable as exc:
+            log.warning("achievements not installed: %s", exc)
         commit.start()
         await registry.start()
         await executor.start()  # never fails: without an engine, runs say why they are off

@@ -18,6 +18,7 @@ from progress import (
     RunFinished,
     apply_event,
     backfill,
+    install_default_rules,
     install_rules,
     load_rules,
     parse_rules,
@@ -150,8 +151,10 @@ async def test_concurrent_events_award_an_achievement_once(store: Store) -> None
                 QuestionAnswered(
                     key=f"a:{n}",
                     user_id=user,
-                    # each on its own day: no daily tally row for them to queue on
-                    occurred_at=T0 + timedelta(days=n),
+                    # each on its own day (no daily tally row for them to queue on), two
+                    # days apart: consecutive days applied in a lucky order would also
+                    # make a 7-day streak and award "week-streak" besides
+                    occurred_at=T0 + timedelta(days=2 * n),
                     question_id=n,
                 ),
             )
@@ -230,6 +233,20 @@ async def test_reloading_rules_retires_and_restores(store: Store) -> None:
 async def test_default_rules_load(store: Store) -> None:
     done = await install_rules(store, load_rules())
     assert {"ten-exercises", "week-streak", "pair-five", "first-try", "helper"} <= set(done.added)
+
+
+async def test_a_fresh_database_gets_the_shipped_catalogue_once(store: Store) -> None:
+    """What a server does at start: install the shipped rules on an empty catalogue only,
+    so an operator's own catalogue (a retired achievement included) survives restarts."""
+    first, second = await asyncio.gather(install_default_rules(store), install_default_rules(store))
+    installed = [r for r in (first, second) if r is not None]
+    assert len(installed) == 1 and "first-try" in installed[0].added
+    custom = [a for a in load_rules() if a.id != "first-try"]
+    assert (await install_rules(store, custom)).retired == ["first-try"]
+    assert await install_default_rules(store) is None
+    async with store.connection("check") as conn:
+        retired = await conn.fetchval("SELECT retired_at FROM achievements WHERE id = 'first-try'")
+    assert retired is not None
 
 
 def test_cli_loads_and_backfills(dsn: str, tmp_path: Path) -> None:
