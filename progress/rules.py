@@ -363,12 +363,11 @@ async def install_default_rules(store: Store) -> Installed | None:
     under the same table lock as the install, so two processes starting
     together install it once.
     """
-    achievements = load_rules(DEFAULT_RULES)
     async with store.connection("install default achievements") as conn, conn.transaction():
         await conn.execute("LOCK TABLE achievements IN SHARE ROW EXCLUSIVE MODE")
         if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM achievements)"):
             return None
-        return await _install(conn, achievements)
+        return await _install(conn, load_rules(DEFAULT_RULES))
 
 
 async def backfill(

@@ -14,20 +14,17 @@ from rooms import STAFF_ROLES
 from store import StoreUnavailable
 
 from .apiauth import IDENTITY
-from .errors import json_error, read_body
+from .errors import json_error, read_body, unavailable
 from .keys import DEMOS, SETTINGS, STORE
 from .upgrade import ROOM_ID, ROOM_ID_RULE
 
 
-def _demo_id(request: web.Request) -> str:
+def demo_id_of(request: web.Request) -> str:
+    """The ``{demo_id}`` of the path, checked (400 naming the rule otherwise)."""
     demo_id = request.match_info["demo_id"]
     if not ROOM_ID.match(demo_id):
         raise json_error(web.HTTPBadRequest, f"invalid demo id: use {ROOM_ID_RULE}")
     return demo_id
-
-
-def _unavailable(exc: Exception) -> web.HTTPException:
-    return json_error(web.HTTPServiceUnavailable, str(exc))
 
 
 async def list_demos(request: web.Request) -> web.Response:
@@ -37,7 +34,7 @@ async def list_demos(request: web.Request) -> web.Response:
     try:
         demos = await request.app[STORE].list_demos()
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     demos = [d for d in demos if kind is None or d.kind == kind]
     return web.json_response(
         {
@@ -56,11 +53,11 @@ async def list_demos(request: web.Request) -> web.Response:
 
 
 async def get_demo(request: web.Request) -> web.Response:
-    demo_id = _demo_id(request)
+    demo_id = demo_id_of(request)
     try:
         document = await request.app[STORE].get_demo(demo_id)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     if document is None:
         raise json_error(web.HTTPNotFound, f"no demo {demo_id!r}")
     return web.Response(text=document, content_type="application/json")
@@ -73,7 +70,7 @@ async def put_demo(request: web.Request) -> web.Response:
         raise json_error(
             web.HTTPForbidden, "permission denied: publishing demos needs course staff"
         )
-    demo_id = _demo_id(request)
+    demo_id = demo_id_of(request)
     limit = request.app[SETTINGS].max_message_bytes
     body = await read_body(request, limit)
     demo, problems = parse_demo(body, f"{demo_id}.demo.json")
@@ -90,7 +87,7 @@ async def put_demo(request: web.Request) -> web.Response:
             demo_id, demo.title, kind, dump_demo(demo).decode(), identity.user_uuid
         )
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     request.app[DEMOS].forget(demo_id)
     return web.json_response(
         {"id": demo_id, "title": demo.title, "kind": kind, "created": created},
@@ -101,11 +98,11 @@ async def put_demo(request: web.Request) -> web.Response:
 async def delete_demo(request: web.Request) -> web.Response:
     if request[IDENTITY].role not in STAFF_ROLES:
         raise json_error(web.HTTPForbidden, "permission denied: removing demos needs course staff")
-    demo_id = _demo_id(request)
+    demo_id = demo_id_of(request)
     try:
         removed = await request.app[STORE].delete_demo(demo_id)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     request.app[DEMOS].forget(demo_id)
     if not removed:
         raise json_error(web.HTTPNotFound, f"no demo {demo_id!r}")

@@ -14,6 +14,11 @@ def json_error(kind: type[web.HTTPException], message: str) -> web.HTTPException
     return kind(text=json.dumps({"error": message}), content_type="application/json")
 
 
+def unavailable(exc: Exception) -> web.HTTPException:
+    """503 saying why (the database or a service is away): nothing was changed."""
+    return json_error(web.HTTPServiceUnavailable, str(exc))
+
+
 def too_large(limit: int, actual: int) -> web.HTTPException:
     return web.HTTPRequestEntityTooLarge(
         max_size=limit,

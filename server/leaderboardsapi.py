@@ -35,17 +35,13 @@ from rooms import STAFF_ROLES
 from store import StoreUnavailable
 
 from .apiauth import IDENTITY
-from .errors import json_error, read_body
+from .errors import json_error, read_body, unavailable
 from .keys import STORE
 
 MAX_BODY = 1024
 #: Dates a board may be asked for (window arithmetic stays inside ``date``'s range).
 EARLIEST = date(1970, 1, 1)
 LATEST = date(9000, 12, 31)
-
-
-def _unavailable(exc: Exception) -> web.HTTPException:
-    return json_error(web.HTTPServiceUnavailable, str(exc))
 
 
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -143,7 +139,7 @@ async def get_board(request: web.Request) -> web.Response:
             limit=limit,
         )
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response(board_json(board))
 
 
@@ -152,7 +148,7 @@ async def get_me(request: web.Request) -> web.Response:
     try:
         shown, choice = await visibility(request.app[STORE], request[IDENTITY].user_uuid)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response({"visible": shown, "choice": choice})
 
 
@@ -173,7 +169,7 @@ async def put_me(request: web.Request) -> web.Response:
     try:
         shown = await set_visible(request.app[STORE], request[IDENTITY].user_uuid, data["visible"])
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response({"visible": shown, "choice": data["visible"]})
 
 

@@ -32,7 +32,7 @@ from rooms import STAFF_ROLES
 from store import StoreUnavailable
 
 from .apiauth import IDENTITY
-from .errors import json_error, read_body
+from .errors import json_error, read_body, unavailable
 from .keys import STORE
 from .tokens import Identity, subject_uuid
 
@@ -52,10 +52,6 @@ def problem(exc: msgspec.ValidationError) -> str:
     if match and match["path"]:
         return f"{match['path']}: {match['message']}"
     return text
-
-
-def unavailable(exc: Exception) -> web.HTTPException:
-    return json_error(web.HTTPServiceUnavailable, str(exc))
 
 
 def iso(value: datetime | None) -> str | None:

@@ -22,9 +22,9 @@ from store import StoreUnavailable
 from store.records import DemoProgress
 
 from .apiauth import IDENTITY
-from .errors import json_error, read_body
+from .demosapi import demo_id_of
+from .errors import json_error, read_body, unavailable
 from .keys import DEMOS, STORE
-from .upgrade import ROOM_ID, ROOM_ID_RULE
 
 #: A progress report is a few numbers: anything bigger is not one.
 MAX_BODY = 4096
@@ -54,13 +54,6 @@ def _problem(exc: msgspec.ValidationError) -> str:
     return text
 
 
-def _demo_id(request: web.Request) -> str:
-    demo_id = request.match_info["demo_id"]
-    if not ROOM_ID.match(demo_id):
-        raise json_error(web.HTTPBadRequest, f"invalid demo id: use {ROOM_ID_RULE}")
-    return demo_id
-
-
 def progress_json(p: DemoProgress | None, demo_id: str) -> dict[str, Any]:
     if p is None:  # nothing reported yet: at the start
         return {
@@ -81,10 +74,6 @@ def progress_json(p: DemoProgress | None, demo_id: str) -> dict[str, Any]:
     }
 
 
-def _unavailable(exc: Exception) -> web.HTTPException:
-    return json_error(web.HTTPServiceUnavailable, str(exc))
-
-
 async def _existing_demo_steps(request: web.Request, demo_id: str) -> tuple[str, ...]:
     """The demo's step ids (empty for a recording); 404 when the library has no such demo."""
     demo = await request.app[DEMOS].demo(demo_id)
@@ -95,19 +84,19 @@ async def _existing_demo_steps(request: web.Request, demo_id: str) -> tuple[str,
 
 async def get_progress(request: web.Request) -> web.Response:
     """The caller's own progress in the demo (at the start if nothing was reported)."""
-    demo_id = _demo_id(request)
+    demo_id = demo_id_of(request)
     me = request[IDENTITY].user_uuid
     try:
         await _existing_demo_steps(request, demo_id)
         progress = await request.app[STORE].get_progress(me, demo_id)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response(progress_json(progress, demo_id))
 
 
 async def put_progress(request: web.Request) -> web.Response:
     """Report where the caller is; answers with what is kept."""
-    demo_id = _demo_id(request)
+    demo_id = demo_id_of(request)
     body = await read_body(request, MAX_BODY)
     try:
         report = _decoder.decode(body)
@@ -134,7 +123,7 @@ async def put_progress(request: web.Request) -> web.Response:
             completed=report.completed,
         )
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response(progress_json(progress, demo_id))
 
 
@@ -145,12 +134,12 @@ async def list_progress(request: web.Request) -> web.Response:
         raise json_error(
             web.HTTPForbidden, "permission denied: everyone's progress is for course staff"
         )
-    demo_id = _demo_id(request)
+    demo_id = demo_id_of(request)
     try:
         await _existing_demo_steps(request, demo_id)
         entries = await request.app[STORE].list_progress(demo_id, MAX_LISTED)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response(
         {
             "demo": demo_id,

@@ -18,7 +18,7 @@ from store.records import Question
 
 from .apiauth import IDENTITY, allowed_room, require_role
 from .auth import person_of
-from .errors import json_error
+from .errors import json_error, unavailable
 from .keys import DEMOS, STORE
 from .questions import MAX_LISTED, question_steps, tally_of
 from .upgrade import ROOM_ID, ROOM_ID_RULE
@@ -49,10 +49,6 @@ def question_json(q: Question) -> dict[str, Any]:
     }
 
 
-def _unavailable(exc: Exception) -> web.HTTPException:
-    return json_error(web.HTTPServiceUnavailable, str(exc))
-
-
 async def list_questions(request: web.Request) -> web.Response:
     """A room's questions about a demo: unanswered first, most voted, oldest first."""
     room_id = await allowed_room(request, RoomRole.VIEWER, doing="reading questions")
@@ -63,7 +59,7 @@ async def list_questions(request: web.Request) -> web.Response:
         found = await store.list_questions(room_id, demo_id, MAX_LISTED)
         votes = await store.votes_of(room_id, demo_id, [me])
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response(
         {
             "room": room_id,
@@ -90,7 +86,7 @@ async def quiz_tallies(request: web.Request) -> web.Response:
         demo = await request.app[DEMOS].demo(demo_id)
         counts = await request.app[STORE].quiz_counts(room_id, demo_id) if demo else []
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     if demo is None:
         raise json_error(web.HTTPNotFound, f"no demo {demo_id!r}")
     steps = []

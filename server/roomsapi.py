@@ -18,7 +18,7 @@ from store import RoomInfo, RoomStanding, StoreUnavailable
 
 from .apiauth import IDENTITY, allowed_room, require_role
 from .auth import person_of
-from .errors import json_error, json_object
+from .errors import json_error, json_object, unavailable
 from .keys import GATE, REGISTRY, STORE
 from .tokens import subject_uuid
 from .upgrade import ROOM_ID, ROOM_ID_RULE
@@ -46,10 +46,6 @@ def _room_json(room: RoomInfo, role: RoomRole | None, live: tuple[bool, int]) ->
 def _live(request: web.Request, room_id: str) -> tuple[bool, int]:
     room = request.app[REGISTRY].rooms.get(room_id)
     return (True, len(room.connections)) if room is not None else (False, 0)
-
-
-def _unavailable(exc: Exception) -> web.HTTPException:
-    return json_error(web.HTTPServiceUnavailable, str(exc))
 
 
 def _checked_rules(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +100,7 @@ async def list_rooms(request: web.Request) -> web.Response:
             person.user_id, staff=identity.role in STAFF_ROLES, cohort=identity.cohort
         )
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     rooms = []
     for info, member_role in found:
         if identity.room is not None and info.id != identity.room:
@@ -140,7 +136,7 @@ async def create_room(request: web.Request) -> web.Response:
             cohort=cohort,
         )
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     if room is None:
         raise json_error(web.HTTPConflict, f"room {room_id!r} exists already")
     return web.json_response(_room_json(room, RoomRole.OWNER, (False, 0)), status=201)
@@ -157,7 +153,7 @@ async def get_room(request: web.Request) -> web.Response:
     try:
         room = await request.app[STORE].get_room(room_id)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     if room is None:
         raise json_error(web.HTTPNotFound, f"no room {room_id!r}")
     return web.json_response(_room_json(room, role, _live(request, room_id)))
@@ -196,7 +192,7 @@ async def update_room(request: web.Request) -> web.Response:
             set_cohort="cohort" in rules,
         )
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     if room is None:
         raise json_error(web.HTTPNotFound, f"no room {room_id!r}")
     await _refresh_roles(request, room_id, None)
@@ -208,7 +204,7 @@ async def list_members(request: web.Request) -> web.Response:
     try:
         members = await request.app[STORE].members(room_id)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response(
         {
             "room": room_id,
@@ -252,7 +248,7 @@ async def set_member(request: web.Request) -> web.Response:
             room_id, user_id, new_role, username=username, added_by=identity.user_uuid
         )
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     await _refresh_roles(request, room_id, user_id)
     return web.json_response({"room": room_id, "user": str(user_id), "role": new_role})
 
@@ -267,7 +263,7 @@ async def remove_member(request: web.Request) -> web.Response:
     try:
         removed = await request.app[STORE].remove_member(room_id, user_id)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     if not removed:
         raise json_error(web.HTTPNotFound, f"{user_id} is not a member of room {room_id!r}")
     await _refresh_roles(request, room_id, user_id)

@@ -136,6 +136,9 @@ def result_json(result: Result) -> dict[str, object]:
 
 
 class RunService:
+    #: The room messages this service takes (``rooms.RoomService``).
+    messages: tuple[type, ...] = (RunRequest, RunInput, RunStop)
+
     def __init__(self, executor: Executor, limit: HourlyLimit, limits: Limits) -> None:
         self.executor = executor
         self.limit = limit
@@ -144,9 +147,6 @@ class RunService:
         self.running: dict[str, RoomRun] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._languages: RunLanguages | None = None
-
-    #: The room messages this service takes (``rooms.RoomService``).
-    messages: tuple[type, ...] = (RunRequest, RunInput, RunStop)
 
     # -- rooms.RoomService ---------------------------------------------------
 

@@ -35,9 +35,9 @@ from store import StoreUnavailable
 
 from .api import check_path
 from .apiauth import IDENTITY, too_many
-from .errors import json_error, read_body
+from .errors import json_error, read_body, unavailable
 from .keys import REGISTRY, RUN_LIMIT, RUNS, SETTINGS, STORE
-from .learnersapi import iso, may_see, unavailable, visible_user
+from .learnersapi import iso, may_see, visible_user
 from .upgrade import ROOM_ID, ROOM_ID_RULE
 
 log = logging.getLogger("opencode_live.server")

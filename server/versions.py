@@ -13,7 +13,7 @@ from rooms import JoinRefused, RoomRegistry, RoomRole
 from store import Store, StoreUnavailable, Version, VersionInfo
 
 from .apiauth import IDENTITY, allowed_room
-from .errors import json_error
+from .errors import json_error, unavailable
 from .keys import REGISTRY, STORE
 
 
@@ -37,10 +37,6 @@ async def _version(request: web.Request, room_id: str) -> Version:
     return version
 
 
-def _unavailable(exc: Exception) -> web.HTTPException:
-    return json_error(web.HTTPServiceUnavailable, str(exc))
-
-
 async def create_version(request: web.Request) -> web.Response:
     room_id = await allowed_room(request, RoomRole.EDITOR, doing="saving a version")
     try:
@@ -61,7 +57,7 @@ async def create_version(request: web.Request) -> web.Response:
     except JoinRefused as refused:
         raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response(_version_json(version), status=201)
 
 
@@ -70,7 +66,7 @@ async def list_versions(request: web.Request) -> web.Response:
     try:
         versions = await request.app[STORE].list_versions(room_id)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response({"room": room_id, "versions": [_version_json(v) for v in versions]})
 
 
@@ -79,7 +75,7 @@ async def version_files(request: web.Request) -> web.Response:
     try:
         version = await _version(request, room_id)
     except StoreUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response({**_version_json(version), "files": files_of(version.state)})
 
 
@@ -95,5 +91,5 @@ async def restore_version(request: web.Request) -> web.Response:
     except JoinRefused as refused:
         raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
     except (StoreUnavailable, ConnectionError) as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return web.json_response({**_version_json(version), "changed": update is not None})

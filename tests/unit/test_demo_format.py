@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pycrdt
 import pytest
 
 from demos.format import (
@@ -257,7 +258,6 @@ def recording(events: list[dict[str, Any]], snapshots: list[dict[str, Any]] | No
 
 
 def test_recording_with_a_real_yjs_update_round_trips() -> None:
-    pycrdt = pytest.importorskip("pycrdt")
     doc = pycrdt.Doc()
     doc["main.py"] = text = pycrdt.Text()
     text += "print('hi')\n"
