@@ -1,12 +1,16 @@
 """Progress and leaderboards (issue 8): events applied per second, and board queries at scale.
 
-    python bench/progress.py [--dsn DSN] [--workers 16] [--events 20000]
-        [--users 100000] [--rows 5000000] [--queries 200] [--json FILE]
+    python bench/progress.py [--dsn DSN] [--workers 4,16,32] [--feed-workers 4,8]
+        [--events 8000] [--users 100000] [--rows 5000000] [--queries 200] [--json FILE]
 
-(a) ``progress.apply_event`` with N concurrent workers over many users: events
-    applied per second (target > 2,000/s), with the CPU of Postgres (this
-    database's backends plus the server's background writers) and of this
-    process (the generator: asyncpg, msgspec, the rules).
+(a) Events applied per second (target > 2,000/s) over ``--event-people``
+    people (a person's k-th event on their k-th day, so daily caps do not bite
+    and every event moves a streak on), two ways: ``progress.apply_event`` from N
+    concurrent workers (one transaction per event), and ``progress.apply_events``
+    from N workers taking up to BATCH events each (what the server's progress
+    feed does with what rooms observed: one statement and one commit for many).
+    With the CPU of Postgres (this database's backends plus the server's
+    background writers) and of this process (asyncpg, msgspec, the rules).
 (b) ``progress.leaderboard.leaderboard`` (the code the API calls) over
     ``--users`` users and ``--rows`` ledger rows: p50/p99 of ``--queries``
     sequential queries each for the global and cohort boards, weekly and all
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import sys
@@ -37,7 +42,16 @@ from typing import Any
 import asyncpg
 from common import Results, own_cpu_seconds, proc_cpu_seconds, table, wait_quiet
 
-from progress import PairingMinutes, QuestionAnswered, QuestionAsked, RunFinished, apply_event
+from progress import (
+    BATCH,
+    Applied,
+    PairingMinutes,
+    QuestionAnswered,
+    QuestionAsked,
+    RunFinished,
+    apply_event,
+    apply_events,
+)
 from progress.leaderboard import leaderboard
 from store import Store, with_database
 
@@ -84,8 +98,12 @@ class PgCpu:
         return 100.0 * (now - self.start) / seconds
 
 
-async def part_a(dsn: str, database: str, workers: int, events: int, people: int, tag: str) -> dict:
-    """Events through apply_event from ``workers`` tasks, each on its own pooled connection."""
+async def part_a(
+    dsn: str, database: str, workers: int, events: int, people: int, tag: str, feed: bool
+) -> dict:
+    """Events through apply_event from ``workers`` tasks, each on its own pooled
+    connection; with ``feed``, through apply_events, BATCH at a time, as the
+    server's progress feed applies what rooms observed."""
     store = await Store.open(dsn, min_size=workers, max_size=workers, migrate=False)
     try:
         async with store.connection("bench users") as conn:
@@ -121,8 +139,11 @@ async def part_a(dsn: str, database: str, workers: int, events: int, people: int
                 key=key, user_id=user, occurred_at=at, partner_id=partner, minutes=5
             )
 
-        todo = iter(range(events))
-        warm = [make(n) for n in range(events, events + workers * 5)]
+        # warm-up first, in time order: the timed events then move every streak on
+        # (no event is "late"), as a class's steady stream does
+        warm_up = workers * 5
+        todo = iter(range(warm_up, warm_up + events))
+        warm = [make(n) for n in range(warm_up)]
         for e in warm:
             await apply_event(store, e)
         async with store.connection("bench cpu") as conn:
@@ -135,9 +156,17 @@ async def part_a(dsn: str, database: str, workers: int, events: int, people: int
                 applied = await apply_event(store, make(n))
                 points += applied.points
 
+        async def feed_worker() -> None:
+            # as the server's feed: what is queued, up to BATCH events, per call
+            nonlocal points
+            while batch := [make(n) for n in itertools.islice(todo, BATCH)]:
+                for outcome in await apply_events(store, batch):
+                    assert isinstance(outcome, Applied), outcome
+                    points += outcome.points
+
         g0, t0 = own_cpu_seconds(), time.monotonic()
         cpu.start = cpu._now()
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        await asyncio.gather(*((feed_worker if feed else worker)() for _ in range(workers)))
         elapsed = time.monotonic() - t0
         pg = cpu.pct(elapsed)
         gen = 100.0 * (own_cpu_seconds() - g0) / elapsed
@@ -146,13 +175,14 @@ async def part_a(dsn: str, database: str, workers: int, events: int, people: int
                 "SELECT sum(points) FROM user_points u JOIN progress_events e ON e.id = u.event_id "
                 "WHERE e.idempotency_key LIKE $3 || ':%' AND e.idempotency_key NOT IN "
                 "(SELECT $3 || ':' || g FROM generate_series($1::int, $2::int) g)",
-                events,
-                events + workers * 5 - 1,
+                0,
+                warm_up - 1,
                 tag,
             )
     finally:
         await store.close()
     return {
+        "path": "feed (apply_events)" if feed else "apply_event",
         "workers": workers,
         "events": events,
         "people": people,
@@ -349,11 +379,20 @@ async def main(args: argparse.Namespace) -> dict:
         runs = []
         for workers in args.workers:
             runs.append(
-                await part_a(dsn, name, workers, args.events, args.event_people, f"ev{workers}w")
+                await part_a(
+                    dsn, name, workers, args.events, args.event_people, f"ev{workers}w", False
+                )
+            )
+        for workers in args.feed_workers:
+            runs.append(
+                await part_a(
+                    dsn, name, workers, args.events, args.event_people, f"feed{workers}w", True
+                )
             )
         print(
             table(
                 [
+                    "path",
                     "workers",
                     "people",
                     "events",
@@ -367,6 +406,7 @@ async def main(args: argparse.Namespace) -> dict:
                 ],
                 [
                     [
+                        a["path"],
                         a["workers"],
                         a["people"],
                         a["events"],
@@ -380,9 +420,10 @@ async def main(args: argparse.Namespace) -> dict:
                     ]
                     for a in runs
                 ],
-                "(a) apply_event: run.finished / question.asked / question.answered / "
-                "pairing.minutes in turn, one transaction each, a fresh set of people per "
-                f"row (CPU% of one core; {os.cpu_count()} cores; points ok: granted = ledger)",
+                "(a) events applied: run.finished / question.asked / question.answered / "
+                "pairing.minutes in turn; apply_event: one transaction each; feed: "
+                f"apply_events, up to {BATCH} per statement; a fresh set of people per row "
+                f"(CPU% of one core; {os.cpu_count()} cores; points ok: granted = ledger)",
             ),
             flush=True,
         )
@@ -445,8 +486,20 @@ def parse() -> argparse.Namespace:
         default=[4, 16, 32],
         help="comma-separated worker counts, one run each (default 4,16,32)",
     )
+    p.add_argument(
+        "--feed-workers",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[4, 8],
+        help="worker counts for the feed path (apply_events, BATCH at a time; the "
+        "server's feed runs 4); default 4,8",
+    )
     p.add_argument("--events", type=int, default=8_000, help="events per run")
-    p.add_argument("--event-people", type=int, default=5_000)
+    p.add_argument(
+        "--event-people",
+        type=int,
+        default=1_000,
+        help="people the events of a run are spread over (default 1,000: 8 events each)",
+    )
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--rows", type=int, default=5_000_000)
     p.add_argument("--queries", type=int, default=200)

@@ -15,6 +15,14 @@ executor -> agent            agent -> executor
   C  close stdin               X  the run is over (JSON result), the
   K  kill the run                 workspace is wiped and no process is left
 
+A graded run (see graders/) also gets private files, written under
+/tmp/.grader (absolute paths in the request's files: the harness and the
+tests, which the runner deletes before any student code starts), and a report
+channel: ``report`` is ``/dev/fd/3``, the write end of a pipe that only the
+test runner holds; what comes out of it is the X frame's ``report``. The agent
+makes itself non-dumpable at start, so no process of its uid can ptrace it or
+open its /proc/<pid>/fd (its pipe to the executor, the report's read end).
+
 Between runs nothing of the runner user is left: after the program ends, every
 process of the uid but this one is SIGKILLed (``kill(-1)``), and /work, /tmp,
 /dev/shm and the POSIX message queues are emptied; ``clean`` in X says whether
@@ -24,6 +32,7 @@ process. Everything this process says is treated by the executor as untrusted:
 it runs as the same user as the program.
 """
 
+import ctypes
 import json
 import os
 import select
@@ -36,6 +45,8 @@ import time
 HEADER = struct.Struct(">cI")
 MAX_REQUEST = 64 * 1024 * 1024
 MAX_REPORT = 1024 * 1024
+GRADER_DIR = "/tmp/.grader"
+REPORT_FD = 3
 WIPE_DIRS = ("/work", "/tmp", "/dev/shm")
 MQUEUE = "/dev/mqueue"
 DRAIN_SECONDS = 1.0
@@ -250,6 +261,11 @@ def cgroup_counters():
 
 
 def safe_path(rel):
+    if rel.startswith(GRADER_DIR + "/"):  # a graded run's private file
+        rest = rel[len(GRADER_DIR) + 1 :]
+        if not rest or any(p in ("", ".", "..") for p in rest.split("/")) or "\0" in rest:
+            raise ValueError("bad path " + repr(rel))
+        return rel
     parts = rel.split("/")
     if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in rel:
         raise ValueError("bad path " + repr(rel))
@@ -259,15 +275,17 @@ def safe_path(rel):
 def write_files(files):
     for rel, text in files.items():
         path = safe_path(rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        private = path.startswith(GRADER_DIR + "/")
+        os.makedirs(os.path.dirname(path), mode=0o700 if private else 0o777, exist_ok=True)
+        mode = 0o600 if private else 0o644
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         try:
             write_all(fd, text.encode("utf-8", "surrogateescape"))
         finally:
             os.close(fd)
 
 
-def spawn(argv, env, stdin_r, out_w, err_w):
+def spawn(argv, env, stdin_r, out_w, err_w, report_w=None):
     pid = os.fork()
     if pid:
         return pid
@@ -281,7 +299,9 @@ def spawn(argv, env, stdin_r, out_w, err_w):
         os.dup2(stdin_r, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
-        os.closerange(3, 1 << 16)
+        if report_w is not None:
+            os.dup2(report_w, REPORT_FD)
+        os.closerange(REPORT_FD if report_w is None else REPORT_FD + 1, 1 << 16)
         os.chdir("/work")
         os.umask(0o022)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -313,9 +333,23 @@ def run(ctl, req):
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     t0 = time.monotonic()
-    pid = spawn(req["argv"], req["env"], stdin_r, out_w, err_w)
-    for fd in (stdin_r, out_w, err_w):
-        os.close(fd)
+    report = req.get("report")
+    report_r = report_w = None
+    if report:
+        if report != "/dev/fd/" + str(REPORT_FD):
+            result["error"] = "bad request: the report must be /dev/fd/" + str(REPORT_FD)
+            for fd in (stdin_r, stdin_w, out_r, out_w, err_r, err_w):
+                os.close(fd)
+            result["clean"] = cleanup()
+            send_json(b"X", result)
+            return
+        report_r, report_w = os.pipe()
+    report_buf = bytearray()
+    report_over = False
+    pid = spawn(req["argv"], req["env"], stdin_r, out_w, err_w, report_w)
+    for fd in (stdin_r, out_w, err_w, report_w):
+        if fd is not None:
+            os.close(fd)
     for fd in (stdin_w, out_r, err_r):
         os.set_blocking(fd, False)
     try:
@@ -329,6 +363,9 @@ def run(ctl, req):
     poller.register(0, select.POLLIN)
     poller.register(out_r, select.POLLIN)
     poller.register(err_r, select.POLLIN)
+    if report_r is not None:
+        os.set_blocking(report_r, False)
+        poller.register(report_r, select.POLLIN)
     if pidfd is not None:
         poller.register(pidfd, select.POLLIN)
     streams = {out_r: b"O", err_r: b"E"}
@@ -381,6 +418,22 @@ def run(ctl, req):
             result["truncated"] = True
             kill_others()
 
+    def read_report():
+        nonlocal report_r, report_over
+        try:
+            data = os.read(report_r, 1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not data:
+            poller.unregister(report_r)
+            os.close(report_r)
+            report_r = None
+            return
+        room = MAX_REPORT - len(report_buf)
+        if len(data) > room:
+            report_over = True
+        report_buf.extend(data[: max(room, 0)])
+
     stdin_wanted()
     deadline = None
     while True:
@@ -397,7 +450,7 @@ def run(ctl, req):
                 kill_others()
                 drop_stdin()
                 deadline = time.monotonic() + DRAIN_SECONDS
-            if not streams or time.monotonic() > deadline:
+            if (not streams and report_r is None) or time.monotonic() > deadline:
                 break
         timeout = None
         if status is not None:
@@ -420,6 +473,8 @@ def run(ctl, req):
                 stdin_wanted()
             elif fd in streams:
                 forward(fd)
+            elif fd == report_r and report_r is not None:
+                read_report()
             elif fd == stdin_w:
                 if ev & (select.POLLERR | select.POLLHUP):
                     drop_stdin()
@@ -441,6 +496,8 @@ def run(ctl, req):
     wall_ms = (time.monotonic() - t0) * 1000
     for fd in list(streams):
         os.close(fd)
+    if report_r is not None:
+        os.close(report_r)
     drop_stdin()
     if pidfd not in (None, -1):
         os.close(pidfd)
@@ -456,24 +513,30 @@ def run(ctl, req):
     after = cgroup_counters()
     result["cgroup_before"] = before
     result["cgroup_after"] = after
-    report = req.get("report")
     if report:
-        try:
-            fd = os.open(report, os.O_RDONLY | os.O_NOFOLLOW)
-            try:
-                data = os.read(fd, MAX_REPORT)
-            finally:
-                os.close(fd)
-            result["report"] = data.decode("utf-8", "replace")
-        except OSError as exc:
-            result["report_error"] = exc.strerror or str(exc)
+        if report_over:
+            result["report_error"] = "the report is larger than " + str(MAX_REPORT) + " bytes"
+        elif report_buf:
+            result["report"] = report_buf.decode("utf-8", "replace")
+        else:
+            result["report_error"] = "nothing came on the report channel"
     result["clean"] = cleanup()
     result["total_ms"] = (time.monotonic() - started) * 1000
     send_json(b"X", result)
 
 
+def non_dumpable():
+    """No ptrace and no /proc/<pid>/{mem,fd,environ} of this process for its own uid."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        return False
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    sealed = non_dumpable()
     ctl = Control()
     clean = cleanup()
     while True:
@@ -489,6 +552,7 @@ def main():
                     "pid": os.getpid(),
                     "uid": os.getuid(),
                     "clean": clean,
+                    "sealed": sealed,
                     "python": sys.version.split()[0],
                 },
             )

@@ -1,4 +1,9 @@
-"""Test reports of graded runs: JUnit XML (pytest) and TAP (``node --test``).
+"""Test reports of graded runs: the graders' verdict, JUnit XML (pytest), TAP (``node --test``).
+
+The built-in languages report ``outcomes``: the JSON verdict that the test
+runners of ``graders/`` write on the report descriptor (a pipe only the runner
+holds; the student's code runs in another process, see graders/__init__.py).
+JUnit and TAP stay for language specs that run a test tool directly.
 
 A report comes from inside the sandbox, so it is read as untrusted text:
 bounded, never executed, and a report that cannot be parsed is an error the
@@ -7,6 +12,7 @@ run's message names (not an exception out of the executor).
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -176,7 +182,36 @@ def parse_tap(text: str) -> list[TestOutcome]:
     return outcomes
 
 
+def parse_outcomes(text: str) -> list[TestOutcome]:
+    """The graders' verdict: ``{"grader": "opencode-live", "version": 1, "complete": true,
+    "tests": [{"name", "passed", "message"}]}``; one that is not complete is refused."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ReportError(f"the test verdict is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("grader") != "opencode-live":
+        raise ReportError("the test verdict is not an opencode-live verdict")
+    if data.get("version") != 1:
+        raise ReportError(f"unknown test verdict version {data.get('version')!r}")
+    if data.get("complete") is not True:
+        raise ReportError("the test run was cut short before every test had an outcome")
+    tests = data.get("tests")
+    if not isinstance(tests, list):
+        raise ReportError("the test verdict has no list of tests")
+    outcomes: list[TestOutcome] = []
+    for entry in tests[:MAX_TESTS]:
+        if not isinstance(entry, dict):
+            raise ReportError("a test in the verdict is not an object")
+        name, passed, message = entry.get("name"), entry.get("passed"), entry.get("message", "")
+        if not (isinstance(name, str) and isinstance(passed, bool) and isinstance(message, str)):
+            raise ReportError("a test in the verdict needs a name, passed and a message")
+        name = name.strip()[:MAX_MESSAGE] or "(unnamed)"
+        outcomes.append(TestOutcome(name, passed, "" if passed else _short(message, "failed")))
+    return outcomes
+
+
 REPORT_FORMATS: dict[str, Callable[[str], list[TestOutcome]]] = {
+    "outcomes": parse_outcomes,
     "junit": parse_junit,
     "tap": parse_tap,
 }

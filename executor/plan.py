@@ -1,12 +1,17 @@
-"""From a ``Job`` to what the agent is asked to do; every ``JobError`` is raised here."""
+"""From a ``Job`` to what the agent is asked to do; every ``JobError`` is raised here.
+
+A graded job's tests do not go into the workspace: they go, with the grading
+harness, under ``graders.GRADER_DIR`` (absolute paths in ``Plan.files``, which
+the agent writes privately), and the runner reports on ``graders.REPORT``.
+"""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .engine import BASE_ENV, Shape
+from .graders import REPORT, grader_files, placed_test
 from .job import Job, JobError, Limits
 from .languages import LanguageSpec, expand, fill, find_language
 
@@ -22,13 +27,14 @@ class Plan:
     spec: LanguageSpec
     limits: Limits
     shape: Shape
-    #: Everything written into the workspace: the job's files and its tests.
+    #: Everything the agent writes: the job's files (relative: in /work) and, for a graded
+    #: run, the harness and the tests (absolute: under ``graders.GRADER_DIR``).
     files: dict[str, str]
     argv: list[str]
     env: dict[str, str]
     entry: str | None
     tests: list[str]
-    #: Where the test runner writes its report (graded runs).
+    #: Where the test runner writes its report (graded runs): ``graders.REPORT``.
     report: str | None
 
     @property
@@ -146,12 +152,14 @@ def make_plan(
     if tests:
         if spec.test is None:
             raise JobError(f"{spec.name} has no test runner: this job cannot be graded")
-        ext = ".xml" if spec.test.report == "junit" else ".txt"
-        report = f"/tmp/.report-{secrets.token_hex(6)}{ext}"
+        report = REPORT
         test_paths = sorted(tests)
-        argv = expand(spec.test.command, entry="", tests=test_paths, report=report)
+        argv = expand(
+            spec.test.command, entry="", tests=[placed_test(p) for p in test_paths], report=report
+        )
         env.update({k: fill(v, report=report) for k, v in spec.test.env.items()})
         entry = None
+        written = {**files, **grader_files(tests)}
     else:
         if not files:
             raise JobError("no files to run")
@@ -159,11 +167,12 @@ def make_plan(
         report = None
         test_paths = []
         argv = expand(spec.run, entry=entry, tests=[], report="")
+        written = files
     return Plan(
         spec=spec,
         limits=limits,
         shape=shape,
-        files=everything,
+        files=written,
         argv=argv,
         env=env,
         entry=entry,

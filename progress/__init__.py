@@ -9,6 +9,7 @@ exercises) comes from course folders through :func:`read_course` and
 
 from .course import Course, CourseError, Exercise, Lesson, Module, check_course, read_course
 from .events import (
+    BATCH,
     AnyEvent,
     Applied,
     DemoWatched,
@@ -25,6 +26,7 @@ from .events import (
     SolutionViewed,
     SubmissionGraded,
     apply_event,
+    apply_events,
     code_hash,
     decode_event,
     exercise_xp,
@@ -55,6 +57,7 @@ from .rules import (
 )
 
 __all__ = [
+    "BATCH",
     "DEFAULT_RULES",
     "METRICS",
     "Achievement",
@@ -86,6 +89,7 @@ __all__ = [
     "SubmissionGraded",
     "Window",
     "apply_event",
+    "apply_events",
     "backfill",
     "check_course",
     "code_hash",

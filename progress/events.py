@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -31,15 +31,18 @@ import msgspec
 
 from store import Store
 
-from .ledger import PointAward, grant, lock_person
-from .rules import TOUCHES, evaluate
+from .ledger import PointAward, grant
+from .rules import TOUCHES
 
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 When = Annotated[datetime, msgspec.Meta(tz=True)]
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
-#: ``give(type, wanted, reason, **metadata)``: grant points for the event being applied.
-Give = Callable[..., Awaitable[None]]
+#: ``give(type, wanted, reason, **metadata)``: points the event being applied earns,
+#: granted when it closes.
+Give = Callable[..., None]
+#: The same, granted at once (returns what the daily cap let through).
+GiveNow = Callable[..., Awaitable[PointAward]]
 
 #: XP per event type (exercise XP comes from the exercise's own points).
 LESSON_XP = 20
@@ -48,9 +51,9 @@ DEMO_WATCHED_FRACTION = 0.9
 QUESTION_XP = 2
 ANSWER_XP = 5
 PAIRING_XP_PER_MINUTE = 1
-#: Grace days: one earned per this many consecutive days, at most MAX_GRACE_DAYS held.
-GRACE_EVERY_DAYS = 7
-MAX_GRACE_DAYS = 2
+# Streaks (calendar days in the person's time zone, grace days earned by activity:
+# one per 7 consecutive days, at most 2 held) are kept by the database's
+# progress_streak (migration 0010), called for every activity event.
 
 
 class Event(
@@ -219,11 +222,18 @@ async def apply_event(store: Store, event: Event) -> Applied:
     applied: retry it with the same key, and it is applied exactly once either way.
     """
     event = msgspec.convert(msgspec.to_builtins(event), type(event))
+    fixed = _fixed_gives(event)
     raced = False
     for attempt in range(5):
         try:
-            async with store.connection("apply progress event") as conn, conn.transaction():
-                return await _apply(conn, event, raced=raced)
+            async with store.connection("apply progress event") as conn:
+                if fixed is not None:
+                    [outcome] = await _apply_fixed(conn, [(event, fixed)])
+                    if isinstance(outcome, EventRejected):
+                        raise outcome
+                    return outcome
+                async with conn.transaction():
+                    return await _apply(conn, event, raced=raced)
         except _Raced:
             # ON CONFLICT only absorbs conflicts on the key: a copy of this reversal
             # committed concurrently shows as a conflict on `reverses`. Once more, in
@@ -235,31 +245,205 @@ async def apply_event(store: Store, event: Event) -> Applied:
     raise EventRejected(f"{event.key}: could not be applied (repeated conflicts)")
 
 
+def _give(type_: str, wanted: int, reason: str, **metadata: Any) -> dict[str, Any]:
+    """Points an event earns, as ``progress_event_close`` grants them (in order)."""
+    return {"type": type_, "wanted": wanted, "reason": reason, "metadata": metadata}
+
+
+def _fixed_gives(event: Event) -> list[dict[str, Any]] | None:
+    """The points of an event that needs nothing from the database to know them
+    (and has no state of its own but minutes with a partner), or None: such an
+    event is applied in one statement (``progress_event_apply``)."""
+    if isinstance(event, RunFinished):
+        return []
+    if isinstance(event, QuestionAsked):
+        return [_give("question", QUESTION_XP, "asked a question", question=event.question_id)]
+    if isinstance(event, QuestionAnswered):
+        return [_give("answer", ANSWER_XP, "answered a question", question=event.question_id)]
+    if isinstance(event, PairingMinutes):
+        # the minutes themselves go into user_partners in the same statement
+        return [
+            _give(
+                "pairing",
+                event.minutes * PAIRING_XP_PER_MINUTE,
+                f"{event.minutes} min pairing",
+                partner=str(event.partner_id),
+            )
+        ]
+    return None
+
+
+def _tag(event: Event) -> str:
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+def _applied(
+    event_id: int, tag: str, closed: dict[str, Any], before: Sequence[PointAward] = ()
+) -> Applied:
+    """The outcome, from ``progress_event_close``'s answer (after any points granted
+    before it, which come first)."""
+    awards = (
+        *before,
+        *(PointAward(a["type"], a["points"], a["wanted"], a["reason"]) for a in closed["awards"]),
+    )
+    return Applied(
+        event_id=event_id,
+        type=tag,
+        duplicate=False,
+        points=sum(a.points for a in awards),
+        awards=awards,
+        achievements=tuple(closed["achievements"]),
+    )
+
+
+def _fixed_item(event: Event, gives: list[dict[str, Any]]) -> dict[str, Any]:
+    """The event as ``progress_event_apply_many`` takes it."""
+    tag = _tag(event)
+    pairing = isinstance(event, PairingMinutes)
+    return {
+        "key": event.key,
+        "user": str(event.user_id),
+        "type": tag,
+        "payload": _payload(event),
+        "at": event.occurred_at.isoformat(),
+        "activity": tag in _ACTIVITY,
+        "touched": sorted(TOUCHES.get(tag, ())),
+        "gives": gives,
+        "partner": str(event.partner_id) if pairing else None,
+        "minutes": event.minutes if pairing else 0,
+    }
+
+
+async def _apply_fixed(
+    conn: asyncpg.Connection, batch: Sequence[tuple[Event, list[dict[str, Any]]]]
+) -> list[Applied | EventRejected]:
+    """Events of fixed points in one statement (one transaction, one commit), each
+    all or nothing: their outcomes in order. A refusal writes nothing and leaves the
+    others applied; anything else (an outage, a deadlock) raises, and nothing of
+    the batch was applied."""
+    outcomes: list[Applied | EventRejected | None] = [None] * len(batch)
+    todo: list[int] = []
+    for n, (event, _) in enumerate(batch):
+        if isinstance(event, PairingMinutes) and event.partner_id == event.user_id:
+            outcomes[n] = EventRejected(f"{event.key}: a person does not pair with themselves")
+        else:
+            todo.append(n)
+    if todo:
+        try:
+            answers = json.loads(
+                await conn.fetchval(
+                    "SELECT progress_event_apply_many($1::jsonb)",
+                    json.dumps([_fixed_item(*batch[n]) for n in todo]),
+                )
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            # a partner erased between the check and the write: the same call again
+            # refuses that event by the check
+            raise _Raced from exc
+        for n, answer in zip(todo, answers, strict=True):
+            event = batch[n][0]
+            if not answer["known"]:
+                outcomes[n] = EventRejected(f"{event.key}: no user {event.user_id}")
+            elif answer.get("error") == "no-partner":
+                assert isinstance(event, PairingMinutes)
+                outcomes[n] = EventRejected(f"{event.key}: no user {event.partner_id}")
+            elif answer["event_id"] is None:
+                try:
+                    outcomes[n] = await _replay(conn, event, _tag(event))
+                except EventRejected as exc:
+                    outcomes[n] = exc
+            else:
+                outcomes[n] = _applied(answer["event_id"], _tag(event), answer)
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+#: Events of fixed points one call of apply_events sends per statement: one
+#: commit for many, while keeping each transaction short and its locks few.
+BATCH = 32
+
+
+async def apply_events(store: Store, events: Sequence[Event]) -> list[Applied | EventRejected]:
+    """Apply many events, as the server's feed does with what it queued: the outcome
+    of each, in the order given (an :class:`Applied`, ``duplicate`` for a replay, or
+    the :class:`EventRejected` or validation error that refused it, as
+    EventRejected).
+
+    Events of fixed points go to the database :data:`BATCH` at a time in one
+    statement: one commit for many. Each is still all or nothing and applied once
+    (its key). The others go one at a time through :func:`apply_event`. One
+    person's events keep their order; the batch is ordered by person so that
+    concurrent batches take people's locks in the same order. After
+    :class:`store.StoreUnavailable` some may have been applied: retry them all with
+    the same keys.
+    """
+    outcomes: list[Applied | EventRejected | None] = [None] * len(events)
+    checked: list[tuple[int, Event]] = []
+    for n, event in enumerate(events):
+        try:
+            checked.append((n, msgspec.convert(msgspec.to_builtins(event), type(event))))
+        except msgspec.ValidationError as exc:
+            outcomes[n] = EventRejected(f"{event.key}: {exc}")
+    checked.sort(key=lambda item: item[1].user_id.bytes)  # stable: each person's order stays
+    at = 0
+    while at < len(checked):
+        run: list[tuple[int, Event, list[dict[str, Any]]]] = []
+        while at < len(checked) and len(run) < BATCH:
+            gives = _fixed_gives(checked[at][1])
+            if gives is None:
+                break
+            run.append((*checked[at], gives))
+            at += 1
+        if run:
+            got = await _with_retries(
+                store, lambda conn, run=run: _apply_fixed(conn, [(e, g) for _, e, g in run])
+            )
+            for (n, _, _), outcome in zip(run, got, strict=True):
+                outcomes[n] = outcome
+        else:
+            n, event = checked[at]
+            at += 1
+            try:
+                outcomes[n] = await apply_event(store, event)
+            except EventRejected as exc:
+                outcomes[n] = exc
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+async def _with_retries(
+    store: Store, work: Callable[[asyncpg.Connection], Awaitable[list[Applied | EventRejected]]]
+) -> list[Applied | EventRejected]:
+    """``work`` on a pooled connection, again after a deadlock or a lost race (both
+    roll everything back, and the keys make a second try safe)."""
+    for attempt in range(5):
+        try:
+            async with store.connection("apply progress events") as conn:
+                return await work(conn)
+        except _Raced:
+            if attempt == 4:
+                raise EventRejected("a partner kept disappearing mid-batch") from None
+        except asyncpg.DeadlockDetectedError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
 class _Raced(Exception):
     """A unique conflict that a fresh transaction may turn into a replay."""
 
 
 async def _apply(conn: asyncpg.Connection, event: Event, *, raced: bool = False) -> Applied:
-    tag = type(event).__struct_config__.tag
-    assert isinstance(tag, str)
-    person = await conn.fetchrow(
-        "SELECT ($2::timestamptz AT TIME ZONE time_zone)::date AS day FROM users WHERE id = $1",
-        event.user_id,
-        event.occurred_at,
-    )
-    if person is None:
-        raise EventRejected(f"{event.key}: no user {event.user_id}")
-    day: date = person["day"]
+    """One event in the caller's transaction: opened and closed by the database's
+    ``progress_event_open`` / ``progress_event_close`` (migration 0010), with what
+    this type of event means in between (events of fixed points take _apply_fixed)."""
+    tag = _tag(event)
     reverses = event.reverses if isinstance(event, EventReversed) else None
     try:
-        event_id = await conn.fetchval(
-            """
-            INSERT INTO progress_events
-                (idempotency_key, user_id, type, payload, occurred_at, reverses)
-            VALUES ($1, $2, $3, $4::jsonb, $5, $6)
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING id
-            """,
+        opened = await conn.fetchrow(
+            "SELECT * FROM progress_event_open($1, $2, $3, $4::jsonb, $5, $6)",
             event.key,
             event.user_id,
             tag,
@@ -273,30 +457,38 @@ async def _apply(conn: asyncpg.Connection, event: Event, *, raced: bool = False)
         raise EventRejected(f"{event.key}: event {reverses} is reversed already") from None
     except asyncpg.ForeignKeyViolationError:
         raise EventRejected(f"{event.key}: no event {reverses} to reverse") from None
+    if not opened["known"]:
+        raise EventRejected(f"{event.key}: no user {event.user_id}")
+    event_id: int | None = opened["event_id"]
     if event_id is None:
         return await _replay(conn, event, tag)
-    stats = await lock_person(conn, event.user_id)
-    awards: list[PointAward] = []
+    day: date = opened["day"]
+    awards: list[PointAward] = []  # granted before the close (the exercise's, reversals)
+    pending: list[dict[str, Any]] = []  # granted by the close
     touched: set[str] = set(TOUCHES.get(tag, ()))
     at = event.occurred_at
 
-    async def give(type_: str, wanted: int, reason: str, **metadata: Any) -> None:
-        awards.append(
-            await grant(
-                conn,
-                user_id=event.user_id,
-                event_id=event_id,
-                day=day,
-                type=type_,
-                wanted=wanted,
-                reason=reason,
-                metadata=metadata,
-                at=at,
-            )
+    def give(type_: str, wanted: int, reason: str, **metadata: Any) -> None:
+        pending.append(_give(type_, wanted, reason, **metadata))
+
+    async def give_now(type_: str, wanted: int, reason: str, **metadata: Any) -> PointAward:
+        assert event_id is not None
+        award = await grant(
+            conn,
+            user_id=event.user_id,
+            event_id=event_id,
+            day=day,
+            type=type_,
+            wanted=wanted,
+            reason=reason,
+            metadata=metadata,
+            at=at,
         )
+        awards.append(award)
+        return award
 
     if isinstance(event, SubmissionGraded):
-        await _submission(conn, event, event_id, give)
+        await _submission(conn, event, event_id, give_now)
     elif isinstance(event, SolutionViewed):
         await _exercise_row(conn, event.user_id, event.exercise_id, event.key)
         await conn.execute(
@@ -323,55 +515,23 @@ async def _apply(conn: asyncpg.Connection, event: Event, *, raced: bool = False)
                 DEMO_WATCHED_FRACTION,
             )
             if not before:
-                await give("demo", DEMO_XP, f"watched demo {event.demo_id}", demo=event.demo_id)
-    elif isinstance(event, PairingMinutes):
-        if event.partner_id == event.user_id:
-            raise EventRejected(f"{event.key}: a person does not pair with themselves")
-        try:
-            await conn.execute(
-                """
-                INSERT INTO user_partners (user_id, partner_id, minutes, first_at)
-                VALUES ($1, $2, $3, $4)
-                ON CONFLICT (user_id, partner_id)
-                DO UPDATE SET minutes = user_partners.minutes + EXCLUDED.minutes
-                """,
-                event.user_id,
-                event.partner_id,
-                event.minutes,
-                at,
-            )
-        except asyncpg.ForeignKeyViolationError:
-            raise EventRejected(f"{event.key}: no user {event.partner_id}") from None
-        await give(
-            "pairing",
-            event.minutes * PAIRING_XP_PER_MINUTE,
-            f"{event.minutes} min pairing",
-            partner=str(event.partner_id),
-        )
-    elif isinstance(event, QuestionAsked):
-        await give("question", QUESTION_XP, "asked a question", question=event.question_id)
-    elif isinstance(event, QuestionAnswered):
-        await give("answer", ANSWER_XP, "answered a question", question=event.question_id)
+                give("demo", DEMO_XP, f"watched demo {event.demo_id}", demo=event.demo_id)
     elif isinstance(event, EventReversed):
         more, undone = await _reverse(conn, event, event_id)
         touched |= more
         awards.extend(undone)
 
-    if tag in _ACTIVITY:
-        await _streak(conn, event.user_id, stats, day)
-        touched.add("streak_days")
-    awarded, achievement_awards = await evaluate(
-        conn, user_id=event.user_id, touched=touched, event_id=event_id, day=day, at=at
+    closed = await conn.fetchval(
+        "SELECT progress_event_close($1, $2, $3, $4, $5, $6::text[], $7::jsonb)",
+        event.user_id,
+        event_id,
+        day,
+        at,
+        tag in _ACTIVITY,
+        sorted(touched),
+        json.dumps(pending),
     )
-    awards.extend(achievement_awards)
-    return Applied(
-        event_id=event_id,
-        type=tag,
-        duplicate=False,
-        points=sum(a.points for a in awards),
-        awards=tuple(awards),
-        achievements=tuple(awarded),
-    )
+    return _applied(event_id, tag, json.loads(closed), awards)
 
 
 async def _replay(conn: asyncpg.Connection, event: Event, tag: str) -> Applied:
@@ -431,7 +591,7 @@ def exercise_xp(points: int, best: float, score: float, solution_viewed: bool) -
 
 
 async def _submission(
-    conn: asyncpg.Connection, event: SubmissionGraded, event_id: int, give: Give
+    conn: asyncpg.Connection, event: SubmissionGraded, event_id: int, give: GiveNow
 ) -> None:
     """Store the submission; XP only for a higher score than the best before, and
     never for code this person already submitted for this exercise."""
@@ -484,6 +644,20 @@ async def _submission(
             state["solution_viewed_at"] is not None,
         )
     )
+    granted = 0
+    if xp:
+        granted = (
+            await give(
+                "exercise",
+                xp,
+                f"exercise {event.exercise_id}: best score {state['best_score']:.2f} -> "
+                f"{event.score:.2f}",
+                exercise=event.exercise_id,
+                solution_viewed=state["solution_viewed_at"] is not None,
+            )
+        ).points
+    # xp is what the exercise really earned (after the daily cap), so that it
+    # agrees with the ledger.
     await conn.execute(
         """
         UPDATE exercise_progress SET
@@ -498,19 +672,10 @@ async def _submission(
         event.user_id,
         event.exercise_id,
         event.score if not seen else state["best_score"],
-        xp,
+        granted,
         first_pass,
         event.occurred_at,
     )
-    if xp:
-        await give(
-            "exercise",
-            xp,
-            f"exercise {event.exercise_id}: best score {state['best_score']:.2f} -> "
-            f"{event.score:.2f}",
-            exercise=event.exercise_id,
-            solution_viewed=state["solution_viewed_at"] is not None,
-        )
     if first_pass:
         await _lesson_percentage(conn, event.user_id, exercise["lesson_id"], event.occurred_at)
 
@@ -575,46 +740,7 @@ async def _lesson(
             event.lesson_id,
             event.occurred_at,
         )
-        await give(
-            "lesson", LESSON_XP, f"completed lesson {event.lesson_id}", lesson=event.lesson_id
-        )
-
-
-async def _streak(
-    conn: asyncpg.Connection, user_id: uuid.UUID, stats: asyncpg.Record, day: date
-) -> None:
-    """Calendar-day streak in the person's time zone. A missed day is covered by a
-    grace day if one is held (the streak goes on; covered days do not count);
-    one grace day is earned per GRACE_EVERY_DAYS consecutive days, at most
-    MAX_GRACE_DAYS held. Activity on an earlier day than the last one counted
-    (a late event) changes nothing."""
-    current, last, grace = stats["streak_current"], stats["streak_last_day"], stats["grace_days"]
-    if last is not None and day <= last:
-        return
-    if last is None:
-        current = 1
-    else:
-        missed = (day - last).days - 1
-        if missed == 0:
-            current += 1
-        elif missed <= grace:
-            grace -= missed
-            current += 1
-        else:
-            current = 1
-    if current % GRACE_EVERY_DAYS == 0:
-        grace = min(MAX_GRACE_DAYS, grace + 1)
-    await conn.execute(
-        """
-        UPDATE user_stats SET streak_current = $2, streak_last_day = $3, grace_days = $4,
-            streak_longest = GREATEST(streak_longest, $2)
-        WHERE user_id = $1
-        """,
-        user_id,
-        current,
-        day,
-        grace,
-    )
+        give("lesson", LESSON_XP, f"completed lesson {event.lesson_id}", lesson=event.lesson_id)
 
 
 async def _reverse(
@@ -670,6 +796,11 @@ async def _reverse(
     if total:
         await conn.execute(
             "UPDATE user_stats SET xp = xp - $2 WHERE user_id = $1", event.user_id, total
+        )
+    if original["type"] in _ACTIVITY:
+        # the streak as if the reversed event had never happened
+        await conn.execute(
+            "SELECT progress_streak_rebuild($1, $2::text[])", event.user_id, sorted(_ACTIVITY)
         )
     payload = json.loads(original["payload"])
     if original["type"] == "submission.graded":

@@ -18,15 +18,26 @@ running total is one index range.
   are left out of everyone else's board and ranks; they still see their own
   rank (where they would stand among the visible people) and the neighbours
   around it, with those neighbours' public ranks.
-- **Freezing**: the first query for a closed week or month copies its totals
-  into ``leaderboard_snapshots`` (once, whoever races: the ``leaderboard_frozen``
+- **Freezing**: a closed week or month has its totals copied into
+  ``leaderboard_snapshots`` once, whoever races (the ``leaderboard_frozen``
   row's primary key makes a concurrent second freeze wait and then do
   nothing); every later query reads the snapshot, so reversals or backfills
-  that land in a closed window never rewrite its standings.
+  that land in a closed window never rewrite its standings. The server's
+  :func:`run_freezer` task freezes each window ``FREEZE_GRACE`` after it
+  closes (the grace lets events that happened before the edge, still being
+  graded or committed, land in it); the first query for a closed window that
+  is still live (a server that was down at the time, an older window) freezes
+  it as a fallback.
+- **Ranked**: how many visible people have points in the window, on every
+  board: a running count per window (``leaderboard_counts``, kept by triggers
+  in rows of each database session, summed when read, and folded by
+  :func:`run_freezer` when sessions end: migration 0012) for the global board,
+  the length of the ranked list for a cohort's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -36,7 +47,7 @@ from typing import Literal
 
 import asyncpg
 
-from store import Store
+from store import Store, StoreUnavailable
 
 from .ledger import lock_person
 
@@ -51,6 +62,10 @@ ALL_START = date(1970, 1, 1)
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 NEIGHBOURS = 5
+#: How long after a window closes the freezer freezes it.
+FREEZE_GRACE = timedelta(minutes=1)
+#: The freezer wakes at least this often (a clock that jumped, a database that was away).
+FREEZER_MAX_SLEEP = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +124,7 @@ class Me:
 class Board:
     """A board as one viewer sees it: ``entries`` in rank order (the top, then the
     viewer's neighbours; a gap in ranks between them), ``ranked`` how many visible
-    people have points in the window (cohort boards; None on the global board)."""
+    people have points in the window (the board's length)."""
 
     scope: Scope
     cohort: str | None
@@ -117,7 +132,7 @@ class Board:
     frozen: bool
     entries: tuple[Entry, ...]
     me: Me
-    ranked: int | None
+    ranked: int
 
 
 # Rows a board shows: repeated literally in every query so that the planner
@@ -206,25 +221,99 @@ async def freeze(conn: asyncpg.Connection, window: Window) -> bool:
     return True
 
 
-async def _source(conn: asyncpg.Connection, window: Window, now: datetime) -> str:
-    """The table to read: the snapshot of a closed window (frozen on first use), else live."""
-    if not window.closed(now):
-        return "leaderboard_totals"
+async def freeze_once(conn: asyncpg.Connection, window: Window) -> bool:
+    """Freeze a closed window unless it is frozen already; True when this call did."""
     frozen = await conn.fetchval(
         "SELECT true FROM leaderboard_frozen WHERE period = $1 AND start = $2",
         window.period,
         window.start,
     )
-    if not frozen and await freeze(conn, window):
-        # Mark the new pages all-visible and give the planner statistics now, so
-        # that rank counts over the snapshot are index-only from the next query
-        # on (rather than after autovacuum comes by). Best effort: a role that
-        # may not vacuum still gets correct, if slower, boards.
-        try:
-            await conn.execute("VACUUM (ANALYZE) leaderboard_snapshots")
-        except asyncpg.PostgresError as exc:
-            log.warning("leaderboard snapshot not vacuumed", extra={"error": str(exc)})
+    if frozen or not await freeze(conn, window):
+        return False
+    # Mark the new pages all-visible and give the planner statistics now, so
+    # that rank counts over the snapshot are index-only from the next query
+    # on (rather than after autovacuum comes by). Best effort: a role that
+    # may not vacuum still gets correct, if slower, boards.
+    try:
+        await conn.execute("VACUUM (ANALYZE) leaderboard_snapshots")
+    except asyncpg.PostgresError as exc:
+        log.warning("leaderboard snapshot not vacuumed", extra={"error": str(exc)})
+    return True
+
+
+async def _source(conn: asyncpg.Connection, window: Window, now: datetime) -> str:
+    """The table to read: the snapshot of a closed window (frozen here if the freezer
+    has not yet), else live."""
+    if not window.closed(now):
+        return "leaderboard_totals"
+    await freeze_once(conn, window)
     return "leaderboard_snapshots"
+
+
+def last_closed(period: Period, now: datetime, grace: timedelta = FREEZE_GRACE) -> Window:
+    """The newest window of ``period`` that closed at least ``grace`` before ``now``."""
+    if period == "all":
+        raise ValueError("the all-time board never closes")
+    current = window_of(period, now - grace)
+    return window_of(period, current.start - timedelta(days=1))
+
+
+def next_freeze(now: datetime, grace: timedelta = FREEZE_GRACE) -> datetime:
+    """When the next window (week or month) becomes due for freezing."""
+    ends = []
+    for period in ("week", "month"):
+        end = window_of(period, now - grace).end
+        assert end is not None
+        ends.append(datetime.combine(end, datetime.min.time(), UTC) + grace)
+    return min(ends)
+
+
+async def freeze_closed(
+    store: Store, now: datetime | None = None, grace: timedelta = FREEZE_GRACE
+) -> list[Window]:
+    """Freeze the newest closed week and month (those not frozen yet); returns the
+    windows this call froze. Older windows never frozen are left to the first query."""
+    now = now or datetime.now(UTC)
+    frozen = []
+    for period in ("week", "month"):
+        window = last_closed(period, now, grace)
+        async with store.connection("freeze leaderboard") as conn:
+            if await freeze_once(conn, window):
+                frozen.append(window)
+    for window in frozen:
+        log.info(
+            "leaderboard frozen",
+            extra={"period": window.period, "start": window.start.isoformat()},
+        )
+    return frozen
+
+
+async def run_freezer(
+    store: Store,
+    *,
+    grace: timedelta = FREEZE_GRACE,
+    max_sleep: float = FREEZER_MAX_SLEEP,
+) -> None:
+    """Freeze windows shortly after they close, for as long as the server runs.
+
+    At start it catches up (the last closed week and month), then sleeps until
+    the next edge plus ``grace`` (waking at least every ``max_sleep`` seconds).
+    Each time it also folds the count rows of database sessions that ended.
+    An unreachable database or a failed freeze is logged and retried later:
+    the board's own first-query freeze stays the fallback meanwhile.
+    """
+    while True:
+        try:
+            await freeze_closed(store, grace=grace)
+            async with store.connection("fold leaderboard counts") as conn:
+                await conn.fetchval("SELECT leaderboard_counts_fold()")
+        except StoreUnavailable as exc:
+            log.warning("leaderboard freeze postponed: %s", exc)
+        except Exception:
+            log.exception("leaderboard freeze failed")
+        now = datetime.now(UTC)
+        wait = (next_freeze(now, grace) - now).total_seconds()
+        await asyncio.sleep(min(max(wait, 1.0), max_sleep))
 
 
 async def leaderboard(
@@ -302,13 +391,20 @@ async def _global(
     viewer: uuid.UUID,
     limit: int,
     neighbours: int,
-) -> tuple[Picked, Me, int | None]:
+) -> tuple[Picked, Me, int]:
     """Everyone: each part is a range of the partial index on (period, start,
     points DESC, reached_at, user_id) over the people shown, so the cost follows
     the rows returned and the number of people ahead of the viewer (counted in
     the index alone), not the size of the window. How many are ranked in all is
-    not counted (it would be a second count over the whole window): None."""
+    the window's running count (a row per session writing, by primary key), not
+    a count of people."""
     key = (window.period, window.start)
+    ranked = await conn.fetchval(
+        "SELECT COALESCE(sum(ranked), 0)::bigint FROM leaderboard_counts "
+        "WHERE source = $1 AND period = $2 AND start = $3",
+        "snapshots" if table == "leaderboard_snapshots" else "totals",
+        *key,
+    )
     top = await conn.fetch(
         f"""
         SELECT t.user_id, t.points, t.reached_at FROM {table} t
@@ -329,7 +425,7 @@ async def _global(
     )
     visible = await is_visible(conn, viewer)
     if mine is None or mine["points"] <= 0:
-        return picked, Me(None, mine["points"] if mine else 0, None, visible), None
+        return picked, Me(None, mine["points"] if mine else 0, None, visible), ranked
     p, r = mine["points"], mine["reached_at"]
     ahead = await conn.fetchval(
         f"""
@@ -348,7 +444,7 @@ async def _global(
         # Hidden viewers see their own line too, where they would stand.
         picked.append((rank, viewer, p, r))
     if not neighbours:
-        return picked, me, None
+        return picked, me, ranked
     above = await conn.fetch(
         f"""
         SELECT * FROM (
@@ -393,7 +489,7 @@ async def _global(
     for n, row in enumerate(below, start=1):
         if row["user_id"] not in seen:
             picked.append((rank + n - shift, row["user_id"], row["points"], row["reached_at"]))
-    return picked, me, None
+    return picked, me, ranked
 
 
 async def _cohort(
@@ -404,7 +500,7 @@ async def _cohort(
     cohort: str,
     limit: int,
     neighbours: int,
-) -> tuple[Picked, Me, int | None]:
+) -> tuple[Picked, Me, int]:
     """A cohort's members (users_cohort_idx, then each one's total by primary key):
     a class is small enough to rank whole, in one query."""
     rows = await conn.fetch(

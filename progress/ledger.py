@@ -52,33 +52,20 @@ async def grant(
     metadata: dict[str, Any] | None = None,
     at: Any = None,
 ) -> PointAward:
-    """Grant up to ``wanted`` points within the day's cap (applied by the database's
-    ``grant_capped_points``), write the ledger row and add to the person's total.
-
-    A row is written even when the cap leaves nothing, so that the ledger says
-    why an event earned less than the rules would give.
+    """Grant up to ``wanted`` points within the day's cap, write the ledger row and add
+    to the person's total: the database's ``progress_grant`` (migration 0010), one
+    round trip. A row is written even when the cap leaves nothing, so that the
+    ledger says why an event earned less than the rules would give.
     """
     granted = await conn.fetchval(
-        "SELECT grant_capped_points($1, $2, $3, $4)", user_id, day, type, wanted
-    )
-    await conn.execute(
-        """
-        INSERT INTO user_points
-            (user_id, type, points, wanted, reason, metadata, event_id, day, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, COALESCE($9, now()))
-        """,
+        "SELECT progress_grant($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
         user_id,
+        event_id,
+        day,
         type,
-        granted,
         wanted,
         reason,
         json.dumps(metadata or {}),
-        event_id,
-        day,
         at,
     )
-    if granted:
-        await conn.execute(
-            "UPDATE user_stats SET xp = xp + $2 WHERE user_id = $1", user_id, granted
-        )
     return PointAward(type, granted, wanted, reason)

@@ -30,37 +30,21 @@ import yaml
 
 from store import Store
 
-from .ledger import PointAward, grant, lock_person
+from .ledger import PointAward, lock_person
 
-#: What a condition may count, and how (``$1`` is the person). Reversed events
-#: are left out wherever a count comes from the event ledger.
-_NOT_REVERSED = "NOT EXISTS (SELECT 1 FROM progress_events r WHERE r.reverses = e.id)"
-METRICS: dict[str, str] = {
-    "exercises_passed": (
-        "SELECT count(*) FROM exercise_progress WHERE user_id = $1 AND first_passed_at IS NOT NULL"
-    ),
-    "first_try_passes": (
-        "SELECT count(*) FROM exercise_progress WHERE user_id = $1 AND passed_first_try"
-    ),
-    "lessons_completed": (
-        "SELECT count(*) FROM user_progress WHERE user_id = $1 AND status = 'completed'"
-    ),
-    "demos_watched": (
-        "SELECT count(DISTINCT e.payload->>'demo_id') FROM progress_events e "
-        "WHERE e.user_id = $1 AND e.type = 'demo.watched' "
-        "AND (e.payload->>'fraction')::float8 >= 0.9 AND " + _NOT_REVERSED
-    ),
-    "distinct_partners": ("SELECT count(*) FROM user_partners WHERE user_id = $1 AND minutes > 0"),
-    "questions_asked": (
-        "SELECT count(*) FROM progress_events e "
-        "WHERE e.user_id = $1 AND e.type = 'question.asked' AND " + _NOT_REVERSED
-    ),
-    "questions_answered": (
-        "SELECT count(*) FROM progress_events e "
-        "WHERE e.user_id = $1 AND e.type = 'question.answered' AND " + _NOT_REVERSED
-    ),
-    "streak_days": "SELECT COALESCE(max(streak_longest), 0) FROM user_stats WHERE user_id = $1",
-}
+#: What a condition may count. Each is counted by the database's ``progress_metric``
+#: (migration 0010), next to the data, so that an event's achievements are
+#: evaluated in one round trip; this list is what the rules file is checked against.
+METRICS: tuple[str, ...] = (
+    "exercises_passed",
+    "first_try_passes",
+    "lessons_completed",
+    "demos_watched",
+    "distinct_partners",
+    "questions_asked",
+    "questions_answered",
+    "streak_days",
+)
 
 Metric = Literal[
     "exercises_passed",
@@ -268,7 +252,29 @@ async def _install(conn: asyncpg.Connection, achievements: Sequence[Achievement]
 async def metric_values(
     conn: asyncpg.Connection, user_id: uuid.UUID, metrics: Iterable[str]
 ) -> dict[str, int]:
-    return {m: int(await conn.fetchval(METRICS[m], user_id)) for m in sorted(set(metrics))}
+    """The person's current value of each metric, in one round trip."""
+    names = sorted(set(metrics))
+    if not names:
+        return {}
+    rows = await conn.fetch(
+        "SELECT m, progress_metric($1, m) AS value FROM unnest($2::text[]) AS m", user_id, names
+    )
+    return {r["m"]: int(r["value"]) for r in rows}
+
+
+def achievement_awards(rows: Iterable[asyncpg.Record]) -> tuple[list[str], list[PointAward]]:
+    """The ids awarded and their point awards, from ``progress_evaluate`` rows."""
+    awarded: list[str] = []
+    awards: list[PointAward] = []
+    for row in rows:
+        awarded.append(row["awarded"])
+        if row["wanted"]:
+            awards.append(
+                PointAward(
+                    "achievement", row["granted"], row["wanted"], f"achievement {row['awarded']}"
+                )
+            )
+    return awarded, awards
 
 
 async def evaluate(
@@ -283,76 +289,24 @@ async def evaluate(
 ) -> tuple[list[str], list[PointAward]]:
     """Update progress towards the active achievements that use a touched metric
     and award those now met (with their XP), inside the caller's transaction, with
-    the person already locked. Returns the ids awarded and their point awards.
+    the person already locked: the database's ``progress_evaluate``. Returns the
+    ids awarded and their point awards.
 
     Progress may go down (after a reversal); an award, once made, stays.
     """
-    touched = set(touched)
+    touched = sorted(set(touched))
     if not touched:
         return [], []
     rows = await conn.fetch(
-        """
-        SELECT a.id, a.xp, a.conditions, ua.awarded_at
-        FROM achievements a
-        LEFT JOIN user_achievements ua ON ua.achievement_id = a.id AND ua.user_id = $1
-        WHERE a.retired_at IS NULL AND ($2::text IS NULL OR a.id = $2)
-        ORDER BY a.id
-        """,
+        "SELECT * FROM progress_evaluate($1, $2::text[], $3, $4, $5, $6)",
         user_id,
+        touched,
+        event_id,
+        day,
+        at,
         only,
     )
-    relevant = []
-    for row in rows:
-        conditions = json.loads(row["conditions"])
-        if any(c["metric"] in touched for c in conditions):
-            relevant.append((row, conditions))
-    if not relevant:
-        return [], []
-    values = await metric_values(
-        conn, user_id, {c["metric"] for _, conditions in relevant for c in conditions}
-    )
-    awarded: list[str] = []
-    awards: list[PointAward] = []
-    for row, conditions in relevant:
-        progress = {
-            c["metric"]: {"value": values[c["metric"]], "target": c["at_least"]} for c in conditions
-        }
-        met = all(values[c["metric"]] >= c["at_least"] for c in conditions)
-        newly = met and row["awarded_at"] is None
-        await conn.execute(
-            """
-            INSERT INTO user_achievements (user_id, achievement_id, progress, awarded_at, event_id)
-            VALUES ($1, $2, $3::jsonb, CASE WHEN $4 THEN COALESCE($5, now()) END,
-                    CASE WHEN $4 THEN $6::bigint END)
-            ON CONFLICT (user_id, achievement_id) DO UPDATE SET
-                progress = EXCLUDED.progress,
-                awarded_at = COALESCE(user_achievements.awarded_at, EXCLUDED.awarded_at),
-                event_id = COALESCE(user_achievements.event_id, EXCLUDED.event_id)
-            """,
-            user_id,
-            row["id"],
-            json.dumps(progress),
-            newly,
-            at,
-            event_id,
-        )
-        if newly:
-            awarded.append(row["id"])
-            if row["xp"]:
-                awards.append(
-                    await grant(
-                        conn,
-                        user_id=user_id,
-                        event_id=event_id,
-                        day=day,
-                        type="achievement",
-                        wanted=row["xp"],
-                        reason=f"achievement {row['id']}",
-                        metadata={"achievement": row["id"]},
-                        at=at,
-                    )
-                )
-    return awarded, awards
+    return achievement_awards(rows)
 
 
 async def install_default_rules(store: Store) -> Installed | None:

@@ -76,6 +76,20 @@ class QuestionAnswered(msgspec.Struct, tag="question.answered", tag_field="type"
     answered: bool = True
 
 
+class QuestionAnswer(msgspec.Struct, tag="question.answer", tag_field="type"):
+    """An answer to someone else's question: anyone in the room."""
+
+    id: int
+    text: str
+
+
+class QuestionAccept(msgspec.Struct, tag="question.accept", tag_field="type"):
+    """The asker (or staff) accepts one answer of a question, once."""
+
+    id: int
+    answer: int
+
+
 class QuizAnswer(msgspec.Struct, tag="quiz.answer", tag_field="type"):
     """An answer to a walkthrough step's question: a choice's index, or free text."""
 
@@ -105,7 +119,9 @@ class RunStop(msgspec.Struct, tag="run.stop", tag_field="type"):
 
 
 RunMessage = RunRequest | RunInput | RunStop
-QuestionMessage = QuestionAsk | QuestionVote | QuestionAnswered | QuizAnswer
+QuestionMessage = (
+    QuestionAsk | QuestionVote | QuestionAnswered | QuestionAnswer | QuestionAccept | QuizAnswer
+)
 ClientMessage = (
     ClientHello
     | Ping
@@ -117,6 +133,8 @@ ClientMessage = (
     | QuestionAsk
     | QuestionVote
     | QuestionAnswered
+    | QuestionAnswer
+    | QuestionAccept
     | QuizAnswer
 )
 
@@ -206,6 +224,19 @@ class Marker(msgspec.Struct, tag="record.marker", tag_field="type"):
     label: str
 
 
+class AnswerItem(msgspec.Struct):
+    """One answer to a question, oldest first in the question's ``answers``."""
+
+    id: int
+    text: str
+    #: The answerer's name and user id.
+    by: str
+    user: str
+    accepted: bool
+    #: Server time (ms) it was given.
+    created: float
+
+
 class QuestionItem(msgspec.Struct, tag="question", tag_field="type"):
     """One question as it now stands: sent to everyone when it is asked, voted or answered."""
 
@@ -219,6 +250,9 @@ class QuestionItem(msgspec.Struct, tag="question", tag_field="type"):
     created: float
     step: str | None = None
     at: float | None = None
+    #: The asker's user id (the asker may accept an answer).
+    user: str = ""
+    answers: list[AnswerItem] = []
 
 
 class QuestionList(msgspec.Struct, tag="questions", tag_field="type"):

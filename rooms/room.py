@@ -140,6 +140,7 @@ class Room:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Features behind extension messages, by message type (``RoomService``).
         self.services: dict[type, RoomService] = {}
+        self._every_service: dict[RoomService, None] = {}
         #: Listens to the room while it is being recorded.
         self.taps: list[RoomTap] = []
         #: Demos are looked up here when loaded; None: any id is accepted unchecked.
@@ -153,6 +154,9 @@ class Room:
         self._demo_waiting: list[tuple[Connection, extension.DemoControl]] | None = None
         #: The highlights of the demo files last copied into the room, for joiners.
         self.highlights: extension.DemoHighlights | None = None
+        #: When (``time.monotonic``) the server last saw each person do something
+        #: here: an accepted edit (runs add theirs). Pairing minutes read it.
+        self.last_active: dict[uuid.UUID, float] = {}
         # A big document's sync is cut into pieces that leave room in the send
         # queue for live traffic (see Connection.send_paced).
         self._sync_piece_bytes = min(limits.max_message_bytes, limits.send_queue_bytes // 4)
@@ -217,6 +221,7 @@ class Room:
             if self.commit.submit(self.id, update, after, conn.person.user_id):
                 self.uncommitted += 1
                 self._submitted += 1
+                self.last_active[conn.person.user_id] = time.monotonic()
             else:
                 conn.close(CloseCode.TRY_AGAIN_LATER, "changes cannot be saved right now")
         elif kind is MessageKind.AWARENESS:
@@ -600,11 +605,13 @@ class Room:
             service.greet(self, conn)
 
     def _distinct_services(self) -> list[RoomService]:
-        return list(dict.fromkeys(self.services.values()))
+        return list(self._every_service)
 
     def add_service(self, service: RoomService) -> None:
         for kind in service.messages:
             self.services[kind] = service
+        # Told of joins and leaves even without messages of its own (pairing, demo watching).
+        self._every_service[service] = None
 
     def _send_room(self, conn: Connection, message: extension.ServerMessage) -> None:
         conn.send(room_message(extension.encode_server(message)))

@@ -11,11 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from executor import Executor
 from progress import install_default_rules
+from progress.leaderboard import run_freezer
 from rooms import CloseCode, GroupCommit, RoomRegistry, RoomService
 from store import EmbeddedPostgres, Store, StoreUnavailable
 
 from . import (
     api,
+    badgesapi,
     demosapi,
     heartbeat,
     leaderboardsapi,
@@ -35,6 +37,7 @@ from .apiauth import api_auth
 from .auth import Gate
 from .config import Settings
 from .demolibrary import DemoLibrary
+from .demowatch import DemoWatchService
 from .frontdoor import FrontDoor
 from .keys import (
     API_LIMIT,
@@ -48,6 +51,8 @@ from .keys import (
     STORE,
     VERIFIER,
 )
+from .pairing import PairingService
+from .progressfeed import FEED, ProgressFeed
 from .questions import QuestionService
 from .ratelimit import HourlyLimit
 from .recordings import RecordingService
@@ -120,9 +125,14 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app[API_LIMIT] = HourlyLimit(settings.api_requests_per_hour)
     app[RUN_LIMIT] = run_limit = HourlyLimit(settings.runs_per_hour)
     executor = Executor(settings.executor_config())
-    app[RUNS] = runs = RunService(executor, run_limit, settings.run_limits())
-    limits = settings.room_limits()
     registry: RoomRegistry | None = None
+    # Progress events observed in rooms, applied off the hot path (the rooms are
+    # looked up when the registry exists, to tell them of achievements).
+    app[FEED] = feed = ProgressFeed(
+        store, lambda room_id: registry.rooms.get(room_id) if registry is not None else None
+    )
+    app[RUNS] = runs = RunService(executor, run_limit, settings.run_limits(), feed)
+    limits = settings.room_limits()
 
     def outage(exc: Exception) -> None:
         if registry is not None:
@@ -140,8 +150,10 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     )
     app[DEMOS] = library = DemoLibrary(store)
     recordings = RecordingService(store, forget=library.forget)
-    questions = QuestionService(store, library)
-    services: list[RoomService] = [runs, questions, recordings]
+    questions = QuestionService(store, library, feed)
+    pairing = PairingService(feed, lambda: registry.rooms.values() if registry is not None else ())
+    watching = DemoWatchService(feed)
+    services: list[RoomService] = [runs, questions, recordings, pairing, watching]
     registry = RoomRegistry(limits, store, commit, services, library)
     app[REGISTRY] = registry
     sockets = RoomSockets(
@@ -165,6 +177,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     leaderboardsapi.add_routes(app)
     submissionsapi.add_routes(app)
     learnersapi.add_routes(app)
+    badgesapi.add_routes(app)
     app.router.add_get("/api/rooms/{room_id}/files", api.get_files)
     app.router.add_get("/api/rooms/{room_id}/files/{path:.+}", api.get_file)
     app.router.add_put("/api/rooms/{room_id}/files/{path:.+}", api.put_file)
@@ -184,10 +197,15 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         except StoreUnavailable as exc:
             log.warning("achievements not installed: %s", exc)
         commit.start()
+        feed.start()
+        pairing.start()
+        watching.start()
         await registry.start()
         await executor.start()  # never fails: without an engine, runs say why they are off
         if settings.heartbeat_seconds > 0:
             tasks.append(asyncio.create_task(heartbeat.run(registry, settings.heartbeat_seconds)))
+        # Closed leaderboard windows frozen shortly after they close (not on first read).
+        tasks.append(asyncio.create_task(run_freezer(store)))
 
     async def shutdown(app: web.Application) -> None:
         for task in tasks:
@@ -202,6 +220,10 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         await runs.close()
         await questions.close()
         await executor.close()
+        # What was observed up to now goes to the ledger before the store closes.
+        await pairing.close()
+        await watching.close()
+        await feed.close(timeout / 2)
 
     async def cleanup(app: web.Application) -> None:
         if owned:

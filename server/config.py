@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,12 @@ def _setting(default: Any, env: str, help: str) -> Any:
 class Settings:
     host: str = _setting("127.0.0.1", "OPENCODE_LIVE_HOST", "address to listen on")
     port: int = _setting(8000, "PORT", "TCP port to listen on (0 picks a free one)")
+    public_url: str = _setting(
+        "",
+        "OPENCODE_LIVE_PUBLIC_URL",
+        "the server's address as people reach it (e.g. https://class.example.org): the issuer "
+        "and ids of exported badges; empty: the address each request came to",
+    )
     log_level: str = _setting("info", "OPENCODE_LIVE_LOG_LEVEL", "debug, info, warning or error")
     max_message_bytes: int = _setting(
         16 * MiB,
@@ -256,6 +263,11 @@ class Settings:
             raise ValueError("heartbeat seconds must be 0 (off) or more")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range")
+        if self.public_url and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", self.public_url):
+            raise ValueError(
+                f"public url {self.public_url!r} must be an http(s) address such as "
+                "https://class.example.org"
+            )
         self.room_limits()  # checks the limits against each other
         if self.auth_leeway_seconds < 0:
             raise ValueError("auth leeway seconds must be 0 or more")

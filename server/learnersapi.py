@@ -13,6 +13,9 @@ observed before (a lesson must be opened before time is spent on it or it is
 completed; time spent is capped by the time the server saw pass; an exercise
 lesson is complete once its exercises are passed) and the rules decide the
 points. Nothing here writes a point directly.
+
+``GET|PUT /api/users/<id>/settings`` is where a person sets their own time zone
+(the days streaks and daily caps count in), under the same rules of who sees whom.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
@@ -317,18 +321,23 @@ async def post_progress(request: web.Request) -> web.Response:
 # -- achievements --------------------------------------------------------------------
 
 #: Holders of each achievement, overall and in one cohort, against the population
-#: of people (users rows) overall and in that cohort: the real rarity, in one query.
+#: of learners overall and in that cohort: the real rarity, in one query. Staff
+#: (``$3``: instructors, teaching assistants, admins, by the role their token last
+#: gave the users row) are neither holders nor population: they do not take the
+#: course, and an instructor testing an exercise would otherwise make a badge
+#: look commoner (or, by swelling the population, rarer) than it is among learners.
 RARITY_SQL = """
 WITH population AS (
     SELECT count(*) AS everyone,
            count(*) FILTER (WHERE $1::text IS NOT NULL AND cohort = $1) AS cohort
     FROM users
+    WHERE role <> ALL ($3::text[])
 ), holders AS (
     SELECT ua.achievement_id,
            count(*) AS everyone,
            count(*) FILTER (WHERE $1::text IS NOT NULL AND u.cohort = $1) AS cohort
     FROM user_achievements ua JOIN users u ON u.id = ua.user_id
-    WHERE ua.awarded_at IS NOT NULL
+    WHERE ua.awarded_at IS NOT NULL AND u.role <> ALL ($3::text[])
     GROUP BY ua.achievement_id
 )
 SELECT a.id, a.name, a.description, a.icon, a.xp, a.rarity, a.conditions, a.retired_at,
@@ -340,6 +349,10 @@ LEFT JOIN holders h ON h.achievement_id = a.id
 WHERE a.retired_at IS NULL OR a.id = ANY($2::text[])
 ORDER BY a.id
 """
+
+
+#: The roles left out of rarity (sorted: a stable query parameter).
+STAFF = sorted(STAFF_ROLES)
 
 
 def _share(holders: int, population: int) -> dict[str, Any]:
@@ -371,7 +384,8 @@ def _catalogue_entry(row: Any, cohort: str | None) -> dict[str, Any]:
 
 async def user_achievements(request: web.Request) -> web.Response:
     """Every active achievement (and retired ones the person holds) with the person's
-    progress towards it now and how rare it really is, overall and in their cohort."""
+    progress towards it now and how rare it really is among learners, overall and in
+    their cohort."""
     user = await visible_user(request, request.match_info["user"])
     try:
         async with request.app[STORE].connection("read achievements") as conn:
@@ -385,7 +399,7 @@ async def user_achievements(request: web.Request) -> web.Response:
                     user,
                 )
             }
-            rows = await conn.fetch(RARITY_SQL, cohort, list(held))
+            rows = await conn.fetch(RARITY_SQL, cohort, list(held), STAFF)
             metrics = {
                 c["metric"] for r in rows for c in json.loads(r["conditions"]) if "metric" in c
             }
@@ -420,10 +434,10 @@ async def user_achievements(request: web.Request) -> web.Response:
 
 
 async def catalogue(request: web.Request) -> web.Response:
-    """The active achievements, with the share of people who hold each (overall)."""
+    """The active achievements, with the share of learners who hold each (overall)."""
     try:
         async with request.app[STORE].connection("read achievement catalogue") as conn:
-            rows = await conn.fetch(RARITY_SQL, None, [])
+            rows = await conn.fetch(RARITY_SQL, None, [], STAFF)
     except StoreUnavailable as exc:
         raise unavailable(exc) from exc
     items = []
@@ -499,9 +513,82 @@ async def user_points(request: web.Request) -> web.Response:
     )
 
 
+# -- settings -------------------------------------------------------------------------
+
+#: A settings body is a few short fields: anything bigger is not one.
+MAX_SETTINGS_BYTES = 1024
+
+
+class SettingsUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """``PUT /api/users/me/settings``: every field optional, only those given change."""
+
+    #: An IANA zone name (``Europe/Paris``): the days streaks and daily caps count in.
+    time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+_settings = msgspec.json.Decoder(SettingsUpdate)
+
+
+async def _settings_json(conn: Any, user: uuid.UUID) -> dict[str, Any]:
+    row = await conn.fetchrow("SELECT time_zone FROM users WHERE id = $1", user)
+    if row is None:  # the middleware makes the requester's row; staff see only rows
+        raise json_error(web.HTTPNotFound, f"no user {str(user)!r}")
+    return {"user": str(user), "time_zone": row["time_zone"]}
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    """The person's settings (their own, or a learner's for the staff who may see them)."""
+    user = await visible_user(request, request.match_info["user"])
+    try:
+        async with request.app[STORE].connection("read settings") as conn:
+            body = await _settings_json(conn, user)
+    except StoreUnavailable as exc:
+        raise unavailable(exc) from exc
+    return web.json_response(body)
+
+
+async def put_settings(request: web.Request) -> web.Response:
+    """Change one's own settings. The time zone is checked by the database itself
+    (migration 0007's trigger, against ``pg_timezone_names``), the same rule every
+    later streak computation relies on, so a zone accepted here can always be used."""
+    identity = request[IDENTITY]
+    raw = request.match_info["user"]
+    me = identity.user_uuid
+    if raw != "me" and subject_uuid(raw) != me:
+        raise json_error(
+            web.HTTPForbidden, "permission denied: settings are changed only by their owner"
+        )
+    body = await read_body(request, MAX_SETTINGS_BYTES)
+    try:
+        update = _settings.decode(body)
+    except msgspec.ValidationError as exc:
+        raise json_error(web.HTTPBadRequest, f"invalid settings: {problem(exc)}") from exc
+    except msgspec.DecodeError as exc:
+        raise json_error(web.HTTPBadRequest, f"invalid settings: body is not JSON: {exc}") from exc
+    try:
+        async with request.app[STORE].connection("change settings") as conn:
+            if update.time_zone is not None:
+                try:
+                    await conn.execute(
+                        "UPDATE users SET time_zone = $2 WHERE id = $1", me, update.time_zone
+                    )
+                except asyncpg.CheckViolationError as exc:
+                    raise json_error(
+                        web.HTTPBadRequest,
+                        f"invalid settings: time_zone: unknown time zone {update.time_zone!r}: "
+                        "use an IANA name such as Europe/Paris",
+                    ) from exc
+            answer = await _settings_json(conn, me)
+    except StoreUnavailable as exc:
+        raise unavailable(exc) from exc
+    return web.json_response(answer)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/users/{user}/progress", get_progress)
     app.router.add_post("/api/users/{user}/progress", post_progress)
     app.router.add_get("/api/users/{user}/achievements", user_achievements)
     app.router.add_get("/api/users/{user}/points", user_points)
+    app.router.add_get("/api/users/{user}/settings", get_settings)
+    app.router.add_put("/api/users/{user}/settings", put_settings)
     app.router.add_get("/api/achievements", catalogue)

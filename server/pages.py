@@ -1,5 +1,6 @@
-"""The classroom page: ``/`` (your rooms, new room, open a room), ``/r/<room-id>`` (the room)
-and the built web bundle under ``/static/`` (from the installed ``web/dist``).
+"""The classroom page: ``/`` (your rooms, new room, open a room), ``/r/<room-id>`` (the room),
+``/progress`` (progress, achievements, leaderboards; ``?user=`` for staff) and the built
+web bundle under ``/static/`` (from the installed ``web/dist``).
 
 The pages themselves need no session: the bundle asks ``/api/me`` who is signed in and
 shows the sign-in screen (``GATE_HTML``) instead of the page when nobody is, before it
@@ -143,6 +144,13 @@ class Pages:
         content = INDEX_HTML.replace("{me}", ME_HTML).replace("{new_id}", new_room_id())
         return self._page("opencode-live: rooms", 'data-page="index"', GATE_HTML + content)
 
+    async def progress(self, request: web.Request) -> web.Response:
+        """Progress, achievements and leaderboards: the bundle fills them in from the API,
+        which decides whose progress the person may see (``?user=`` for staff)."""
+        _not_a_socket(request)
+        content = PROGRESS_HTML.replace("{me}", ME_HTML)
+        return self._page("Progress · opencode-live", 'data-page="progress"', GATE_HTML + content)
+
     async def new_room(self, request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/r/{new_room_id()}", headers={"Cache-Control": "no-store"})
 
@@ -214,6 +222,7 @@ def add_routes(app: web.Application, folder: Path | None = None) -> None:
     pages = Pages(assets)
     app.router.add_get("/", pages.index)
     app.router.add_get("/new", pages.new_room)
+    app.router.add_get("/progress", pages.progress)
     app.router.add_get("/open", pages.open_room)
     app.router.add_get("/r/{room_id:.*}", pages.room)
     app.router.add_get("/static/{name}", pages.static)
@@ -257,6 +266,7 @@ INDEX_HTML = """<div class="app" id="app" hidden>
 <header class="topbar">
 <a class="brand" href="/" aria-label="All rooms">opencode<span>-live</span></a>
 <span class="spacer"></span>
+<a class="btn small" id="progress-link" href="/progress">Progress</a>
 {me}
 </header>
 <main class="home">
@@ -316,6 +326,8 @@ ROOM_HTML = """<div class="app" id="app" hidden>
 <span id="connection-text">Connecting…</span></div>
 <ul class="people" id="people" aria-label="People in this room"></ul>
 <span class="people-count" id="people-count"></span>
+<a class="btn small" id="progress-link" href="/progress" target="_blank"
+ title="Your progress, achievements and leaderboards (opens a new tab)">Progress</a>
 {me}
 <button class="btn small" id="toggle-settings" type="button" aria-expanded="false"
  aria-controls="settings" aria-label="Room settings" hidden>Settings</button>
@@ -415,4 +427,18 @@ ROOM_HTML = """<div class="app" id="app" hidden>
 <p class="status-line" id="settings-status" aria-live="polite"></p>
 </aside>
 </div>
+</div>"""
+
+
+#: Progress, achievements and leaderboards (progress-page.js builds the views).
+PROGRESS_HTML = """<div class="app" id="app" hidden>
+<header class="topbar">
+<a class="brand" href="/" aria-label="All rooms">opencode<span>-live</span></a>
+<a class="btn small" href="/">Rooms</a>
+<span class="spacer"></span>
+{me}
+</header>
+<main class="progress-page" id="progress-root" aria-busy="true">
+<p class="status-line">Loading…</p>
+</main>
 </div>"""

@@ -6,30 +6,56 @@ page) reports where it is. What is kept is the furthest the person got
 where they were last (``position``, ``step``), so that a student reopening an
 earlier step to reread it does not lose their progress, yet resumes where
 they left off.
+
+Progress events (``DemoWatched`` at the milestones 0.5 and 0.9, as in live
+mode) are NOT taken from the reported fraction: a client can claim anything,
+and clients never award anything. The fraction credited is the reported one
+capped by what the server saw: the wall time since this person's first report
+for the demo (``demo_progress.first_reported_at``, the database's clock) times
+the fastest playback rate (``demos.playback.MAX_RATE``, twice real time), over the demo's
+length (a recording's seconds; a walkthrough counts ``SECONDS_PER_STEP`` per
+step, since it has no length in time). Claiming 1.0 right after the first
+report earns nothing; the same claim once enough time has passed does. A
+milestone's key (``demo:<demo>:<user>:self:<milestone>``) makes it count once.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
+from demos.playback import MAX_RATE
+from progress import DemoWatched
 from rooms import STAFF_ROLES
 from store import StoreUnavailable
 from store.records import DemoProgress
 
 from .apiauth import IDENTITY
 from .demosapi import demo_id_of
+from .demowatch import MILESTONES
 from .errors import json_error, read_body, unavailable
 from .keys import DEMOS, STORE
+from .progressfeed import FEED, key_part
 
 #: A progress report is a few numbers: anything bigger is not one.
 MAX_BODY = 4096
 #: Most entries in the staff listing.
 MAX_LISTED = 1000
+#: A walkthrough's length in time for the cap on credited progress: per step.
+SECONDS_PER_STEP = 10.0
+
+
+def credited_fraction(claimed: float, elapsed_seconds: float, duration_seconds: float) -> float:
+    """The part of a demo that could have been watched: ``claimed``, capped by the
+    time since the first report at the fastest playback rate."""
+    if duration_seconds <= 0:
+        return claimed
+    return max(0.0, min(claimed, elapsed_seconds * MAX_RATE / duration_seconds, 1.0))
 
 
 class ProgressBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -114,7 +140,8 @@ async def put_progress(request: web.Request) -> web.Response:
                 web.HTTPBadRequest,
                 f"invalid progress: step: demo {demo_id!r} has no step {report.step!r}",
             )
-        progress = await request.app[STORE].put_progress(
+        store = request.app[STORE]
+        progress = await store.put_progress(
             me,
             demo_id,
             position=report.position,
@@ -122,8 +149,34 @@ async def put_progress(request: web.Request) -> web.Response:
             fraction=report.fraction,
             completed=report.completed,
         )
+        async with store.connection("demo progress clock") as conn:
+            elapsed = await conn.fetchval(
+                "SELECT extract(epoch FROM now() - first_reported_at) FROM demo_progress "
+                "WHERE user_id = $1 AND demo_id = $2",
+                me,
+                demo_id,
+            )
+        timeline = await request.app[DEMOS].timeline(demo_id)
     except StoreUnavailable as exc:
         raise unavailable(exc) from exc
+    if timeline is not None and elapsed is not None:
+        length = (
+            (timeline.duration + 1) * SECONDS_PER_STEP
+            if timeline.kind == "walkthrough"
+            else timeline.duration
+        )
+        credited = credited_fraction(progress.fraction, float(elapsed), length)
+        for milestone in MILESTONES:
+            if credited + 1e-9 >= milestone:
+                request.app[FEED].submit(
+                    DemoWatched(
+                        key=f"demo:{key_part(demo_id)}:{me}:self:{milestone}",
+                        user_id=me,
+                        occurred_at=datetime.now(UTC),
+                        demo_id=demo_id,
+                        fraction=credited,
+                    )
+                )
     return web.json_response(progress_json(progress, demo_id))
 
 

@@ -12,6 +12,18 @@ the sender (``unavailable``) and leaves nothing half done.
 Quiz answers are checked against the loaded demo's own document (from the
 ``DemoLibrary``): the step must have a question, a choice must be one of its
 choices, and whether the answer is right is decided here, not by the client.
+
+Answers to questions (``question.answer``): anyone in the room may answer
+someone else's question; its asker, or staff who can present, accepts one
+answer (``question.accept``), once. The ledger hears of both through the
+``ProgressFeed``: ``QuestionAsked`` for the asker when a question is stored,
+``QuestionAnswered`` for the author of the accepted answer (once per question,
+never for one's own question).
+
+Joiners share one list: the questions of a (room, demo) with their answers
+and voters are read in one query and kept until something in them changes, so
+a burst of joiners costs one query, not one each; joiners waiting on the lane
+at the same time are answered by one job.
 """
 
 from __future__ import annotations
@@ -19,14 +31,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prometheus_client import Counter
 
 from demos.format import Demo
 from demos.format import Question as DemoQuestion
 from demos.timeline import Timeline
+from progress import QuestionAnswered as AnswerAccepted
+from progress import QuestionAsked
 from rooms import Connection, Room, can_control_demo
 from rooms.extension import (
+    AnswerItem,
+    QuestionAccept,
+    QuestionAnswer,
     QuestionAnswered,
     QuestionAsk,
     QuestionItem,
@@ -41,7 +63,10 @@ from rooms.extension import (
 from store import Store, StoreUnavailable
 from store.records import Question, QuizCount
 
+from . import answers
+from .answers import QuestionView
 from .demolibrary import DemoLibrary
+from .progressfeed import ProgressFeed
 
 log = logging.getLogger("opencode_live.server")
 
@@ -58,6 +83,11 @@ ITEM_OVERHEAD = 256
 
 Job = Callable[[], Awaitable[None]]
 
+LIST_READS = Counter(
+    "opencode_live_question_list_reads_total",
+    "Question lists read from the database (one list is shared by joiners until it changes)",
+)
+
 
 class Refused(Exception):
     """A message turned down; ``code`` is the notice code, the text says why."""
@@ -68,7 +98,7 @@ class Refused(Exception):
         self.text = text
 
 
-def question_item(q: Question) -> QuestionItem:
+def question_item(q: Question, given: Sequence[answers.Answer] = ()) -> QuestionItem:
     return QuestionItem(
         id=q.id,
         demo=q.demo_id,
@@ -79,7 +109,23 @@ def question_item(q: Question) -> QuestionItem:
         created=q.created_at.timestamp() * 1000.0,
         step=q.step_id,
         at=q.at,
+        user=str(q.asked_by),
+        answers=[
+            AnswerItem(
+                id=a.id,
+                text=a.text,
+                by=a.by_name,
+                user=str(a.user_id),
+                accepted=a.accepted,
+                created=a.created_ms,
+            )
+            for a in given
+        ],
     )
+
+
+def view_item(view: QuestionView) -> QuestionItem:
+    return question_item(view.question, view.answers)
 
 
 def tally_of(
@@ -171,28 +217,54 @@ def place_question(
     return None, round(position, 3)
 
 
-def bounded(items: Sequence[Question], budget: int) -> list[Question]:
+def bounded(items: Sequence[QuestionView], budget: int) -> list[QuestionView]:
     """As many items (in listing order) as fit a message of ``budget`` bytes."""
-    kept: list[Question] = []
+    kept: list[QuestionView] = []
     used = 0
     for item in items[:MAX_LISTED]:
-        used += len(item.text.encode("utf-8")) + len(item.by_name.encode("utf-8")) + ITEM_OVERHEAD
+        q = item.question
+        used += len(q.text.encode("utf-8")) + len(q.by_name.encode("utf-8")) + ITEM_OVERHEAD
+        for a in item.answers:
+            used += len(a.text.encode("utf-8")) + len(a.by_name.encode("utf-8")) + ITEM_OVERHEAD
         if used > budget:
             break
         kept.append(item)
     return kept
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One (room, demo)'s question list as every joiner gets it, and each person's votes."""
+
+    items: list[QuestionItem]
+    voted: dict[uuid.UUID, list[int]]
+
+
 class QuestionService:
     #: The room messages this service takes (``rooms.RoomService``).
-    messages: tuple[type, ...] = (QuestionAsk, QuestionVote, QuestionAnswered, QuizAnswer)
+    messages: tuple[type, ...] = (
+        QuestionAsk,
+        QuestionVote,
+        QuestionAnswered,
+        QuestionAnswer,
+        QuestionAccept,
+        QuizAnswer,
+    )
 
-    def __init__(self, store: Store, library: DemoLibrary) -> None:
+    def __init__(
+        self, store: Store, library: DemoLibrary, feed: ProgressFeed | None = None
+    ) -> None:
         self.store = store
         self.library = library
+        #: Where asked questions and accepted answers go as progress events.
+        self.feed = feed
         #: Jobs waiting per room, each room's run in order by one task.
         self._lanes: dict[Room, deque[Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The list per (room id, demo), shared by joiners until it changes.
+        self._listings: dict[tuple[str, str], Listing] = {}
+        #: Joiners waiting for their list, per room: one lane job answers them all.
+        self._greeting: dict[Room, list[Connection]] = {}
 
     # -- rooms.RoomService ---------------------------------------------------
 
@@ -204,6 +276,10 @@ class QuestionService:
                 job = self._vote(room, conn, msg)
             elif isinstance(msg, QuestionAnswered):
                 job = self._answered(room, conn, msg)
+            elif isinstance(msg, QuestionAnswer):
+                job = self._answer(room, conn, msg)
+            elif isinstance(msg, QuestionAccept):
+                job = self._accept(room, conn, msg)
             else:
                 job = self._quiz(room, conn, msg)
         except Refused as refused:
@@ -212,16 +288,22 @@ class QuestionService:
         self._enqueue(room, conn, job)
 
     def greet(self, room: Room, conn: Connection) -> None:
-        demo_id = room.playback.demo
-        if demo_id is None:
+        if room.playback.demo is None:
             return
+        waiting = self._greeting.get(room)
+        if waiting is not None:  # a job is on its way for the joiners before: it takes this one
+            waiting.append(conn)
+            return
+        self._greeting[room] = [conn]
 
         async def job() -> None:
-            if conn not in room.connections:
-                return
-            await self._send_lists(room, demo_id, [conn])
+            joiners = [c for c in self._greeting.pop(room, []) if c in room.connections]
+            demo_id = room.playback.demo
+            if joiners and demo_id is not None:
+                await self._send_lists(room, demo_id, joiners)
 
-        self._enqueue(room, conn, job)
+        if not self._enqueue(room, conn, job):
+            self._greeting.pop(room, None)
 
     def left(self, room: Room, conn: Connection) -> None:
         """Nothing is held for a connection: what it asked stays with the room."""
@@ -238,6 +320,13 @@ class QuestionService:
 
     def room_unloaded(self, room: Room) -> None:
         """Questions live in the database; a lane ends by itself once drained."""
+        for key in [k for k in self._listings if k[0] == room.id]:
+            del self._listings[key]
+        self._greeting.pop(room, None)
+
+    def _changed(self, room_id: str, demo_id: str) -> None:
+        """Something in this (room, demo)'s list changed: the next joiner reads it again."""
+        self._listings.pop((room_id, demo_id), None)
 
     async def close(self) -> None:
         """Stop the lanes (at shutdown): what is still queued is dropped."""
@@ -270,7 +359,19 @@ class QuestionService:
 
         async def job() -> None:
             question = await self.store.ask_question(room.id, demo_id, step, at, text, asker)
+            self._changed(room.id, demo_id)
             room.broadcast_room(question_item(question))
+            if self.feed is not None:
+                self.feed.submit(
+                    QuestionAsked(
+                        key=f"question:{question.id}:asked",
+                        user_id=asker,
+                        occurred_at=datetime.now(UTC),
+                        question_id=question.id,
+                        room_id=room.id,
+                    ),
+                    room_id=room.id,
+                )
 
         return job
 
@@ -285,10 +386,12 @@ class QuestionService:
             if result.status == "own":
                 raise Refused("bad-question", "you cannot vote on your own question")
             assert result.question is not None
-            item = question_item(result.question)
+            view = await answers.get_question(self.store, room.id, question_id)
+            item = view_item(view) if view is not None else question_item(result.question)
             if result.status == "unchanged":  # nothing new for the room: tell the voter only
                 room.send_room(conn, item)
             else:
+                self._changed(room.id, result.question.demo_id)
                 room.broadcast_room(item)
 
         return job
@@ -306,7 +409,91 @@ class QuestionService:
             question = await self.store.mark_answered(room.id, question_id, msg.answered)
             if question is None:
                 raise Refused("bad-question", f"there is no question {question_id} in this room")
-            room.broadcast_room(question_item(question))
+            self._changed(room.id, question.demo_id)
+            view = await answers.get_question(self.store, room.id, question_id)
+            room.broadcast_room(view_item(view) if view is not None else question_item(question))
+
+        return job
+
+    def _answer(self, room: Room, conn: Connection, msg: QuestionAnswer) -> Job:
+        question_id = _question_id(msg.id)
+        if len(msg.text) > 4 * MAX_TEXT:  # before any stripping work
+            raise Refused("bad-question", f"an answer has at most {MAX_TEXT} characters")
+        text = msg.text.strip()
+        if not text:
+            raise Refused("bad-question", "an answer needs some text")
+        if len(text) > MAX_TEXT:
+            raise Refused(
+                "bad-question",
+                f"an answer has at most {MAX_TEXT} characters; this one has {len(text)}",
+            )
+        if "\x00" in text:
+            raise Refused("bad-question", "an answer cannot contain NUL characters")
+        author = conn.person.user_id
+
+        async def job() -> None:
+            status, view = await answers.add_answer(self.store, room.id, question_id, author, text)
+            if status == "missing":
+                raise Refused("bad-question", f"there is no question {question_id} in this room")
+            if status == "own":
+                raise Refused(
+                    "bad-question", "you cannot answer your own question: others answer it"
+                )
+            if status == "full":
+                raise Refused(
+                    "bad-question",
+                    f"question {question_id} has {answers.MAX_ANSWERS} answers already",
+                )
+            assert view is not None
+            self._changed(room.id, view.question.demo_id)
+            room.broadcast_room(view_item(view))
+
+        return job
+
+    def _accept(self, room: Room, conn: Connection, msg: QuestionAccept) -> Job:
+        question_id = _question_id(msg.id)
+        if not 1 <= msg.answer <= MAX_ID:
+            raise Refused("bad-question", f"there is no answer {msg.answer}")
+        answer_id = msg.answer
+        who = conn.person.user_id
+        staff = can_control_demo(conn.person, conn.role)
+
+        async def job() -> None:
+            done = await answers.accept_answer(
+                self.store, room.id, question_id, answer_id, who, staff=staff
+            )
+            if done.status == "missing":
+                raise Refused("bad-question", f"there is no question {question_id} in this room")
+            if done.status == "forbidden":
+                raise Refused(
+                    "permission-denied",
+                    "only the person who asked, or an instructor or teaching assistant who "
+                    "can edit this room, accepts an answer",
+                )
+            if done.status == "no-answer":
+                raise Refused("bad-question", f"question {question_id} has no answer {answer_id}")
+            if done.status == "taken":
+                raise Refused(
+                    "bad-question", f"question {question_id} has an accepted answer already"
+                )
+            assert done.view is not None
+            item = view_item(done.view)
+            if done.status == "unchanged":  # accepted before: nothing new for the room
+                room.send_room(conn, item)
+                return
+            self._changed(room.id, done.view.question.demo_id)
+            room.broadcast_room(item)
+            if self.feed is not None and done.author is not None and done.author != done.asker:
+                self.feed.submit(
+                    AnswerAccepted(
+                        key=f"question:{question_id}:answered",
+                        user_id=done.author,
+                        occurred_at=datetime.now(UTC),
+                        question_id=question_id,
+                        room_id=room.id,
+                    ),
+                    room_id=room.id,
+                )
 
         return job
 
@@ -347,14 +534,7 @@ class QuestionService:
         conns = [c for c in conns if c.extension]
         if not conns:
             return
-        found = await self.store.list_questions(room.id, demo_id, MAX_LISTED)
-        limits = room.limits
-        items = [
-            question_item(q)
-            for q in bounded(found, min(limits.max_message_bytes, limits.send_queue_bytes // 4))
-        ]
-        listed = {item.id for item in items}
-        votes = await self.store.votes_of(room.id, demo_id, [c.person.user_id for c in conns])
+        listing = await self._listing(room, demo_id)
         staff = [c for c in conns if can_control_demo(c.person, c.role)]
         tallies: list[QuizTally] = []
         if staff:
@@ -365,15 +545,33 @@ class QuestionService:
         for conn in conns:
             if conn not in room.connections:
                 continue
-            voted = [i for i in votes.get(conn.person.user_id, []) if i in listed]
-            room.send_room(conn, QuestionList(demo=demo_id, items=items, voted=voted))
+            voted = listing.voted.get(conn.person.user_id, [])
+            room.send_room(conn, QuestionList(demo=demo_id, items=listing.items, voted=voted))
             if conn in staff:
                 for tally in tallies:
                     room.send_room(conn, tally)
 
+    async def _listing(self, room: Room, demo_id: str) -> Listing:
+        """The (room, demo)'s list: from the last read unless something changed since."""
+        key = (room.id, demo_id)
+        listing = self._listings.get(key)
+        if listing is not None:
+            return listing
+        LIST_READS.inc()
+        found = await answers.list_questions(self.store, room.id, demo_id, MAX_LISTED)
+        limits = room.limits
+        kept = bounded(found, min(limits.max_message_bytes, limits.send_queue_bytes // 4))
+        voted: dict[uuid.UUID, list[int]] = {}
+        for view in sorted(kept, key=lambda v: v.question.id):
+            for voter in view.voters:
+                voted.setdefault(voter, []).append(view.question.id)
+        listing = Listing(items=[view_item(v) for v in kept], voted=voted)
+        self._listings[key] = listing
+        return listing
+
     # -- the lanes -------------------------------------------------------------
 
-    def _enqueue(self, room: Room, conn: Connection | None, job: Job) -> None:
+    def _enqueue(self, room: Room, conn: Connection | None, job: Job) -> bool:
         lane = self._lanes.get(room)
         if lane is None:
             lane = self._lanes[room] = deque()
@@ -383,8 +581,9 @@ class QuestionService:
         elif len(lane) >= MAX_PENDING:
             if conn is not None:
                 room.notify(conn, "error", "unavailable", "too many questions pending: try again")
-            return
+            return False
         lane.append(self._guarded(room, conn, job))
+        return True
 
     async def _drain(self, room: Room, lane: deque[Job]) -> None:
         try:

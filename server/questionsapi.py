@@ -16,6 +16,7 @@ from rooms import RoomRole, can_control_demo
 from store import StoreUnavailable
 from store.records import Question
 
+from . import answers
 from .apiauth import IDENTITY, allowed_room, require_role
 from .auth import person_of
 from .errors import json_error, unavailable
@@ -35,7 +36,7 @@ def demo_param(request: web.Request) -> str:
     return demo_id
 
 
-def question_json(q: Question) -> dict[str, Any]:
+def question_json(q: Question, given: tuple[answers.Answer, ...] = ()) -> dict[str, Any]:
     return {
         "id": q.id,
         "demo": q.demo_id,
@@ -46,26 +47,37 @@ def question_json(q: Question) -> dict[str, Any]:
         "created_at": q.created_at.isoformat(),
         "step": q.step_id,
         "at": q.at,
+        "answers": [
+            {
+                "id": a.id,
+                "text": a.text,
+                "by": a.by_name,
+                "user": str(a.user_id),
+                "accepted": a.accepted,
+                "created": a.created_ms,
+            }
+            for a in given
+        ],
     }
 
 
 async def list_questions(request: web.Request) -> web.Response:
-    """A room's questions about a demo: unanswered first, most voted, oldest first."""
+    """A room's questions about a demo with their answers: unanswered first, most voted,
+    oldest first."""
     room_id = await allowed_room(request, RoomRole.VIEWER, doing="reading questions")
     demo_id = demo_param(request)
     me = request[IDENTITY].user_uuid
     store = request.app[STORE]
     try:
-        found = await store.list_questions(room_id, demo_id, MAX_LISTED)
-        votes = await store.votes_of(room_id, demo_id, [me])
+        found = await answers.list_questions(store, room_id, demo_id, MAX_LISTED)
     except StoreUnavailable as exc:
         raise unavailable(exc) from exc
     return web.json_response(
         {
             "room": room_id,
             "demo": demo_id,
-            "questions": [question_json(q) for q in found],
-            "voted": votes[me],
+            "questions": [question_json(v.question, v.answers) for v in found],
+            "voted": sorted(v.question.id for v in found if me in v.voters),
         }
     )
 

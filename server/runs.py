@@ -7,6 +7,11 @@ program's output is broadcast as ``run.output`` chunks as it is printed, then
 ``run.exit``. Anyone who may edit the room can type into the program's
 standard input or stop it. A run whose requester leaves an otherwise empty
 room is stopped after a short grace, so a page reload does not kill it.
+
+A run that really ran (not one refused or that could not start) becomes a
+``RunFinished`` progress event for its requester, keyed by the run's id, on
+the application's ``ProgressFeed``; starting one marks the requester active
+in the room (pairing minutes count active people only).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 import msgspec
@@ -33,6 +39,7 @@ from executor import (
     Result,
     Run,
 )
+from progress import RunFinished
 from rooms import Connection, Person, Room, can_run, metrics
 from rooms.extension import (
     RunExit,
@@ -47,6 +54,7 @@ from rooms.extension import (
     server_time_ms,
 )
 
+from .progressfeed import ProgressFeed
 from .ratelimit import HourlyLimit, retry_after_header
 
 log = logging.getLogger("opencode_live.server")
@@ -139,10 +147,18 @@ class RunService:
     #: The room messages this service takes (``rooms.RoomService``).
     messages: tuple[type, ...] = (RunRequest, RunInput, RunStop)
 
-    def __init__(self, executor: Executor, limit: HourlyLimit, limits: Limits) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        limit: HourlyLimit,
+        limits: Limits,
+        feed: ProgressFeed | None = None,
+    ) -> None:
         self.executor = executor
         self.limit = limit
         self.limits = limits
+        #: Where finished runs go as progress events (None: nowhere).
+        self.feed = feed
         #: Runs in flight, by room id: one per room.
         self.running: dict[str, RoomRun] = {}
         self._tasks: set[asyncio.Task[object]] = set()
@@ -321,6 +337,7 @@ class RunService:
                 room.notify(run.requester, "error", code, str(exc))
             return None, str(exc)
         run.handle = handle
+        room.last_active[run.by.user_id] = time.monotonic()
         room.broadcast_room(run.started_message())
         if run.orphan_timer is None and run.requester is not None and not room.connections:
             self.left(room, run.requester)  # the requester left while it was starting
@@ -336,6 +353,18 @@ class RunService:
                 run.orphan_timer.cancel()
         self._flush_decoders(run)
         room.broadcast_room(msgspec.convert({"run": run.id, **result_json(result)}, RunExit))
+        if self.feed is not None:
+            self.feed.submit(
+                RunFinished(
+                    key=f"run:{run.id}",
+                    user_id=run.by.user_id,
+                    occurred_at=datetime.now(UTC),
+                    room_id=room.id,
+                    language=run.language,
+                    exit_code=result.exit_code,
+                ),
+                room_id=room.id,
+            )
         log.info(
             "run finished",
             extra={

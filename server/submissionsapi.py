@@ -47,11 +47,11 @@ MAX_FILES = 100
 #: Submissions per page of a listing.
 MAX_LISTED = 100
 _EXERCISE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*){2}$")
-#: Files that would change how the tests run rather than what they test: pytest's
-#: configuration and plugins, modules Python imports at start-up, and modules that
-#: would shadow the test runner itself (the workspace comes first on sys.path).
-#: This stops the obvious tricks only: the tests import the submitted code into
-#: the test runner's process, so code that sets out to forge its report can.
+#: Files that look like test-runner configuration or plugins, or would shadow the
+#: runner: refused with a clear message, since they cannot do what they seem to. The
+#: grade does not depend on this list: the submitted code runs in a process of its own
+#: that cannot reach the test runner or its report (executor/graders/), and the runner
+#: never loads a file of the workspace.
 _RUNNER_FILES = {"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"}
 _STARTUP_FILES = {"sitecustomize.py", "usercustomize.py", "pytest.py", "py.py"}
 _RUNNER_PACKAGES = {"_pytest", "pytest", "pluggy"}

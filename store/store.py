@@ -30,6 +30,22 @@ from .records import (
 
 log = logging.getLogger("opencode_live.store")
 
+
+class _PooledConnection(asyncpg.Connection):
+    """A pooled connection handed back without asyncpg's reset query.
+
+    The default reset (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL``) is one more round trip on every release: a tenth of a short
+    transaction's cost. Nothing run on the pool keeps session state (no SET, no
+    LISTEN, no session advisory lock, no cursor outside a transaction; the
+    migration lock and the benchmarks' SETs use connections of their own), and
+    asyncpg still rolls back a transaction left open before the reset query.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 #: What "the database is not there" looks like from asyncpg: refused or broken
 #: sockets, timeouts, a server shutting down or starting up, a closed pool, a
 #: server that cannot take more connections or writes (full disk, read-only
@@ -107,6 +123,7 @@ class Store:
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
                 server_settings={"application_name": "opencode-live"},
+                connection_class=_PooledConnection,
             )
         return cls(pool)
 

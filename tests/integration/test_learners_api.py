@@ -81,15 +81,17 @@ async def test_achievements_with_progress_and_real_rarity(population, tokens):
     assert body["cohort"] == "red"
     assert mine["first-steps"]["awarded"] and mine["first-try"]["awarded"]
     assert mine["first-steps"]["awarded_at"] is not None
-    # 2 of the 6 people hold first-steps; 2 of the 3 in cohort red (Amy, Alf, Tara)
-    assert mine["first-steps"]["held"]["overall"] == {"holders": 2, "of": 6, "share": 0.3333}
+    # Rarity counts learners only: 2 of the 3 students hold first-steps (the three
+    # staff are neither holders nor population); 2 of the 2 students in cohort red
+    # (Tara, red's teaching assistant, is not one of them).
+    assert mine["first-steps"]["held"]["overall"] == {"holders": 2, "of": 3, "share": 0.6667}
     assert mine["first-steps"]["held"]["cohort"] == {
         "cohort": "red",
         "holders": 2,
-        "of": 3,
-        "share": 0.6667,
+        "of": 2,
+        "share": 1.0,
     }
-    assert mine["first-try"]["held"]["overall"] == {"holders": 1, "of": 6, "share": 0.1667}
+    assert mine["first-try"]["held"]["overall"] == {"holders": 1, "of": 3, "share": 0.3333}
     assert mine["first-try"]["held"]["cohort"]["holders"] == 1
     ten = mine["ten-exercises"]
     assert not ten["awarded"] and ten["progress"] == [
@@ -103,7 +105,7 @@ async def test_achievements_with_progress_and_real_rarity(population, tokens):
     assert theirs["first-steps"]["held"]["cohort"] == {
         "cohort": "blue",
         "holders": 0,
-        "of": 2,
+        "of": 1,
         "share": 0.0,
     }
 
@@ -119,7 +121,7 @@ async def test_achievements_with_progress_and_real_rarity(population, tokens):
         "helper",
         "scholar",
     }
-    assert listed["first-steps"]["held"] == {"holders": 2, "of": 6, "share": 0.3333}
+    assert listed["first-steps"]["held"] == {"holders": 2, "of": 3, "share": 0.6667}
     assert listed["scholar"]["rarity"] == "legendary" and listed["scholar"]["xp"] == 100
     assert listed["first-try"]["conditions"] == [{"metric": "first_try_passes", "at_least": 1}]
 
@@ -235,3 +237,83 @@ async def test_lesson_activity_is_recorded_and_the_rules_decide(population, toke
     assert progress["xp"] == 20 and progress["streak"]["current"] == 1
     status, points = await call(server, "GET", "/api/users/me/points", BEA, tokens)
     assert [(e["type"], e["points"]) for e in points["entries"]] == [("lesson", 20)]
+
+
+async def test_staff_are_left_out_of_rarity(population, database_url, tokens):
+    """An instructor who passes an exercise holds the badge, but neither they nor the
+    other staff change how rare it is among learners; a student who passes does."""
+    server = population
+    store = await Store.open(database_url, migrate=False)
+    try:
+        await graded(store, PROF_BLUE, 1.0, "pat")
+    finally:
+        await store.close()
+    status, body = await call(server, "GET", "/api/users/me/achievements", PROF_BLUE, tokens)
+    assert status == 200
+    pats = by_id(body["achievements"])
+    assert pats["first-steps"]["awarded"]  # held by the instructor...
+    assert pats["first-steps"]["held"]["overall"] == {"holders": 2, "of": 3, "share": 0.6667}
+    # ...but blue still has one learner (Bea), who holds nothing
+    assert pats["first-steps"]["held"]["cohort"] == {
+        "cohort": "blue",
+        "holders": 0,
+        "of": 1,
+        "share": 0.0,
+    }
+    status, catalogue = await call(server, "GET", "/api/achievements", BEA, tokens)
+    assert by_id(catalogue["achievements"])["first-steps"]["held"]["holders"] == 2
+
+    store = await Store.open(database_url, migrate=False)
+    try:
+        await graded(store, BEA, 1.0, "bea")
+    finally:
+        await store.close()
+    status, body = await call(server, "GET", "/api/users/me/achievements", BEA, tokens)
+    held = by_id(body["achievements"])["first-steps"]["held"]
+    assert held["overall"] == {"holders": 3, "of": 3, "share": 1.0}
+    assert held["cohort"] == {"cohort": "blue", "holders": 1, "of": 1, "share": 1.0}
+
+
+async def test_time_zone_setting(population, database_url, tokens):
+    server = population
+    status, body = await call(server, "GET", "/api/users/me/settings", BEA, tokens)
+    assert (status, body) == (200, {"user": str(subject_uuid("bea")), "time_zone": "UTC"})
+
+    status, body = await call(
+        server, "PUT", "/api/users/me/settings", BEA, tokens, json={"time_zone": "Asia/Tokyo"}
+    )
+    assert (status, body["time_zone"]) == (200, "Asia/Tokyo"), body
+    status, body = await call(server, "GET", "/api/users/me/settings", BEA, tokens)
+    assert body["time_zone"] == "Asia/Tokyo"
+    # stored where the streak rules read it
+    store = await Store.open(database_url, migrate=False)
+    try:
+        async with store.connection("test") as conn:
+            stored = await conn.fetchval(
+                "SELECT time_zone FROM users WHERE id = $1", subject_uuid("bea")
+            )
+    finally:
+        await store.close()
+    assert stored == "Asia/Tokyo"
+
+    for bad in ({"time_zone": "Mars/Olympus"}, {"time_zone": "UTC+3"}):
+        status, body = await call(server, "PUT", "/api/users/me/settings", BEA, tokens, json=bad)
+        assert status == 400, body
+        assert body["error"].startswith("invalid settings: time_zone:"), body
+        assert repr(bad["time_zone"]) in body["error"]
+    for bad, field in (({"time_zone": 3}, "time_zone"), ({"zone": "UTC"}, "zone")):
+        status, body = await call(server, "PUT", "/api/users/me/settings", BEA, tokens, json=bad)
+        assert status == 400 and field in body["error"], body
+    status, body = await call(server, "GET", "/api/users/me/settings", BEA, tokens)
+    assert body["time_zone"] == "Asia/Tokyo"  # refused changes changed nothing
+
+    # staff of the cohort may read it, nobody changes someone else's
+    bea = subject_uuid("bea")
+    status, body = await call(server, "GET", f"/api/users/{bea}/settings", PROF_BLUE, tokens)
+    assert (status, body["time_zone"]) == (200, "Asia/Tokyo")
+    status, _ = await call(server, "GET", f"/api/users/{bea}/settings", AMY, tokens)
+    assert status == 403
+    status, _ = await call(
+        server, "PUT", f"/api/users/{bea}/settings", ADMIN, tokens, json={"time_zone": "UTC"}
+    )
+    assert status == 403

@@ -8,12 +8,14 @@ checked against the ledger (GET /api/users/me/points) as well as the answers.
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 import aiohttp
 import pytest
+import yaml
 
 from server.tokens import subject_uuid
-from tests.integration.coursedb import call, load_sample
+from tests.integration.coursedb import ROOT, call, cli, load_sample
 from tests.pyclient import YClient, eventually
 
 SUM_LIST = "py101.loops.sum-list"  # 20 points, 3 tests
@@ -262,3 +264,82 @@ async def test_without_an_engine_a_submission_is_503_and_nothing_is_stored(
     assert status == 200 and listed["submissions"] == []
     status, progress = await call(server, "GET", "/api/users/me/progress", ANN, tokens)
     assert progress["exercises"] == [] and progress["xp"] == 0
+
+
+async def listed_submissions(server, tokens, who, exercise: str = SUM_LIST) -> list[dict]:
+    status, listed = await call(
+        server, "GET", f"/api/exercises/{exercise}/submissions", who, tokens
+    )
+    assert status == 200, listed
+    return listed["submissions"]
+
+
+async def test_a_body_over_the_message_limit_is_413_and_nothing_is_stored(
+    server_factory, database_url, tokens
+):
+    # the body is refused before anything else: no engine is needed to see it
+    server = server_factory(
+        "--docker-host",
+        "unix:///nonexistent/docker.sock",
+        "--max-message-bytes",
+        "65536",
+        "--send-queue-bytes",
+        "262144",
+    )
+    load_sample(database_url)
+    big = SOLUTION + "#" * 70_000 + "\n"
+    status, body = await submit(server, tokens, ANN, big)
+    assert status == 413, body
+    assert "65536" in body["error"], body
+    # just under the limit is read (and then refused for want of an engine, not for size)
+    status, body = await submit(server, tokens, ANN, SOLUTION + "#" * 60_000 + "\n")
+    assert status == 503, body
+    assert await listed_submissions(server, tokens, ANN) == []
+
+
+async def test_a_retired_exercise_is_410_and_takes_no_submission(
+    server_factory, database_url, tokens, tmp_path
+):
+    server = server_factory("--docker-host", "unix:///nonexistent/docker.sock")
+    load_sample(database_url)
+    # the course comes back without sum-list: the loader retires it
+    course = tmp_path / "python-101"
+    shutil.copytree(ROOT / "courses" / "python-101", course)
+    loops = course / "modules" / "loops.yaml"
+    module = yaml.safe_load(loops.read_text())
+    for lesson in module["lessons"]:
+        lesson["exercises"] = [e for e in lesson.get("exercises", []) if e["id"] != "sum-list"]
+        if not lesson["exercises"]:
+            del lesson["exercises"]
+    loops.write_text(yaml.safe_dump(module, sort_keys=False))
+    cli(database_url, "course", "load", str(course))
+
+    status, body = await submit(server, tokens, ANN, SOLUTION)
+    assert status == 410, body
+    assert body["error"] == f"exercise {SUM_LIST!r} was retired: it takes no submissions"
+    assert await listed_submissions(server, tokens, ANN) == []
+    # an exercise still in the course is not affected (503 here: there is no engine)
+    status, body = await submit(server, tokens, ANN, "x", exercise="py101.loops.fizzbuzz")
+    assert status == 503, body
+
+
+async def test_past_the_hourly_run_limit_a_submission_is_429_with_retry_after(
+    server_factory, database_url, docker_engine, tokens
+):
+    server = server_factory(*RUN_FLAGS, "--runs-per-hour", "2")
+    load_sample(database_url)
+    for code in (WRONG, SOLUTION):
+        status, body = await submit(server, tokens, ANN, code)
+        assert status == 201, body
+    async with aiohttp.ClientSession(headers=tokens.auth(**ANN)) as session:
+        async with session.post(
+            f"{server.http}/api/exercises/{SUM_LIST}/submit", json={"files": {"main.py": PARTIAL}}
+        ) as answer:
+            body = await answer.json()
+            assert answer.status == 429, body
+            assert "rate limit: 2 runs per hour" in body["error"], body
+            assert int(answer.headers["Retry-After"]) > 0
+    # the refused one was not graded nor stored; another person is not limited by Ann
+    assert len(await listed_submissions(server, tokens, ANN)) == 2
+    status, body = await submit(server, tokens, BOB, SOLUTION)
+    assert status == 201 and body["passed"], body

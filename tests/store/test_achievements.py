@@ -11,7 +11,11 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import asyncpg
+import pytest
+
 from progress import (
+    METRICS,
     EventReversed,
     PairingMinutes,
     QuestionAnswered,
@@ -23,6 +27,7 @@ from progress import (
     load_rules,
     parse_rules,
 )
+from progress.rules import metric_values
 from store import Store
 from tests.store.test_progress_events import T0, graded, ledger_sum, make_exercises, make_user
 
@@ -290,3 +295,19 @@ async def test_a_reversal_keeps_awards_but_progress_drops(store: Store) -> None:
     assert state["first-steps"] == (True, {"exercises_passed": {"value": 0, "target": 1}})
     assert state["three-exercises"] == (False, {"exercises_passed": {"value": 0, "target": 3}})
     assert await ledger_sum(store, user) == 15
+
+
+async def test_every_metric_a_rules_file_may_name_is_counted_by_the_database(
+    store: Store,
+) -> None:
+    """The rules file is checked against METRICS in Python; the counting happens in
+    the database's progress_metric: the two lists must be the same."""
+    user = await make_user(store)
+    await apply_event(store, RunFinished(key="r", user_id=user, occurred_at=T0))
+    async with store.connection("test") as conn:
+        values = await metric_values(conn, user, METRICS)
+        assert set(values) == set(METRICS)
+        assert values["streak_days"] == 1
+        assert {v for k, v in values.items() if k != "streak_days"} == {0}
+        with pytest.raises(asyncpg.InvalidParameterValueError, match="unknown achievement"):
+            await metric_values(conn, user, ["exercises_pased"])

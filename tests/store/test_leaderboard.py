@@ -14,9 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from progress import Applied, EventReversed, SubmissionGraded, apply_event
 from progress.leaderboard import (
+    FREEZE_GRACE,
     Board,
     freeze,
+    freeze_closed,
+    last_closed,
     leaderboard,
+    next_freeze,
     set_cohort_minors,
     set_visible,
     window_of,
@@ -97,7 +101,7 @@ async def test_ties_go_to_whoever_got_there_first(store: Store) -> None:
     await earn(store, dan, 30, t + timedelta(hours=2))
     board = await leaderboard(store, viewer=ann, period="week", now=NOW)
     assert ranks(board) == [(1, "cat", 50), (2, "bob", 30), (3, "dan", 30), (4, "ann", 30)]
-    assert board.me.rank == 4 and board.me.points == 30 and board.ranked is None
+    assert board.me.rank == 4 and board.me.points == 30 and board.ranked == 4
     assert [e.me for e in board.entries] == [False, False, False, True]
     # A reversal lowers the total and moves "when it got there" to the reversal.
     first = await earn(store, dan, 5, t + timedelta(hours=4))
@@ -148,13 +152,14 @@ async def test_hidden_people_see_themselves_and_nobody_else_sees_them(store: Sto
     for viewer in (bob, cat):
         board = await leaderboard(store, viewer=viewer, period="week", now=NOW)
         assert ranks(board) == [(1, "bob", 20), (2, "cat", 10)]
-        assert board.ranked is None  # not counted on the global board
+        assert board.ranked == 2  # the hidden are not ranked, so not counted
     own = await leaderboard(store, viewer=ann, period="week", now=NOW)
-    assert own.me.rank == 1 and own.me.visible is False
+    assert own.me.rank == 1 and own.me.visible is False and own.ranked == 2
     assert ranks(own) == [(1, "ann", 30), (1, "bob", 20), (2, "cat", 10)]
     assert await set_visible(store, ann, True) is True
     board = await leaderboard(store, viewer=cat, period="week", now=NOW)
     assert ranks(board) == [(1, "ann", 30), (2, "bob", 20), (3, "cat", 10)]
+    assert board.ranked == 3
 
 
 async def test_minors_are_private_by_default_and_may_opt_in(store: Store) -> None:
@@ -201,6 +206,7 @@ async def test_a_closed_window_is_frozen_against_later_reversals(store: Store) -
     await earn(store, bob, 100, LAST_WEEK + timedelta(hours=2))
     after = await leaderboard(store, viewer=bob, period="week", at=LAST_WEEK, now=NOW)
     assert ranks(after) == ranks(before) and after.me.rank == 2
+    assert before.ranked == after.ranked == 2
     # The live totals did change: all time knows about both.
     ever = await leaderboard(store, viewer=bob, period="all", now=NOW)
     assert ranks(ever) == [(1, "bob", 130)]
@@ -267,9 +273,9 @@ async def test_hiding_follows_moves_between_cohorts_and_reaches_frozen_boards(
     async with store.connection("test move") as conn:
         await conn.execute("UPDATE users SET cohort = 'kids' WHERE id = $1", ann)
     frozen = await leaderboard(store, viewer=bob, period="week", at=LAST_WEEK, now=NOW)
-    assert ranks(frozen) == [(1, "bob", 10)]
+    assert ranks(frozen) == [(1, "bob", 10)] and frozen.ranked == 1
     live = await leaderboard(store, viewer=bob, period="week", now=NOW)
-    assert ranks(live) == [] and live.me.rank is None
+    assert ranks(live) == [] and live.me.rank is None and live.ranked == 0
     own = await leaderboard(store, viewer=ann, period="week", at=LAST_WEEK, now=NOW)
     assert own.me == type(own.me)(1, 20, own.me.reached_at, False)
     async with store.connection("test move") as conn:
@@ -286,4 +292,148 @@ async def test_a_person_erased_leaves_every_board(store: Store) -> None:
     async with store.connection("test erase") as conn:
         await conn.execute("DELETE FROM users WHERE id = $1", ann)
     frozen = await leaderboard(store, viewer=bob, period="week", at=LAST_WEEK, now=NOW)
-    assert ranks(frozen) == [(1, "bob", 10)]
+    assert ranks(frozen) == [(1, "bob", 10)] and frozen.ranked == 1
+
+
+async def counts(store: Store) -> dict[tuple[str, str, date], int]:
+    """The running counts, summed over their writers."""
+    async with store.connection("test counts") as conn:
+        rows = await conn.fetch(
+            "SELECT source, period, start, sum(ranked)::bigint AS n FROM leaderboard_counts "
+            "GROUP BY 1, 2, 3 HAVING sum(ranked) <> 0"
+        )
+    return {(r["source"], r["period"], r["start"]): r["n"] for r in rows}
+
+
+async def recounted(store: Store) -> dict[tuple[str, str, date], int]:
+    """The same counts computed from scratch (what the running counts must equal)."""
+    async with store.connection("test recount") as conn:
+        rows = await conn.fetch(
+            """
+            SELECT 'totals' AS source, period, start, count(*) AS n FROM leaderboard_totals
+            WHERE points > 0 AND NOT hidden GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT 'snapshots', period, start, count(*) FROM leaderboard_snapshots
+            WHERE points > 0 AND NOT hidden GROUP BY 1, 2, 3
+            """
+        )
+    return {(r["source"], r["period"], r["start"]): r["n"] for r in rows}
+
+
+async def test_ranked_counts_follow_every_change(store: Store) -> None:
+    """The global board's ``ranked`` is a running count: it must equal a fresh count
+    after first points, more points, a reversal to zero, hiding, a cohort turned
+    minors, a freeze, a rebuild and an erasure."""
+    week = window_of("week", NOW)
+    ann, bob, cat = [await make_user(store, n, "grown") for n in ("ann", "bob", "cat")]
+    kid = await make_user(store, "kid", "kids")
+
+    async def ranked() -> int:
+        board = await leaderboard(store, viewer=ann, period="week", now=NOW)
+        assert await counts(store) == await recounted(store)
+        return board.ranked
+
+    assert await ranked() == 0
+    await earn(store, ann, 10, THIS_WEEK)
+    await earn(store, ann, 10, THIS_WEEK + timedelta(hours=1))  # already counted
+    bobs = await earn(store, bob, 10, THIS_WEEK)
+    await earn(store, kid, 10, THIS_WEEK)
+    assert await ranked() == 3
+    await reverse(store, bob, bobs, THIS_WEEK + timedelta(hours=2))  # back to 0: off
+    assert await ranked() == 2
+    await set_visible(store, kid, False)
+    assert await ranked() == 1
+    await set_visible(store, kid, True)
+    await earn(store, cat, 5, THIS_WEEK)
+    assert await ranked() == 3
+    await set_cohort_minors(store, "kids", True)  # kid chose to show: stays
+    await set_cohort_minors(store, "grown", True)  # ann and cat had no say: hidden
+    assert await ranked() == 1
+    await set_cohort_minors(store, "grown", False)
+    assert await ranked() == 3
+    # a frozen window has its own count
+    await earn(store, ann, 7, LAST_WEEK)
+    await earn(store, cat, 7, LAST_WEEK)
+    last = await leaderboard(store, viewer=bob, period="week", at=LAST_WEEK, now=NOW)
+    assert last.frozen and last.ranked == 2
+    await set_visible(store, cat, False)  # hiding reaches old boards, and their count
+    last = await leaderboard(store, viewer=bob, period="week", at=LAST_WEEK, now=NOW)
+    assert last.ranked == 1 and await counts(store) == await recounted(store)
+    async with store.connection("test rebuild") as conn:
+        await conn.fetchval("SELECT leaderboard_rebuild()")
+    assert await ranked() == 2  # ann and kid (cat is hidden now)
+    async with store.connection("test erase") as conn:
+        await conn.execute("DELETE FROM users WHERE id = $1", ann)
+    assert await counts(store) == await recounted(store)
+    board = await leaderboard(store, viewer=bob, period="week", now=NOW)
+    assert board.ranked == 1 and [e.username for e in board.entries] == ["kid"]
+    assert await counts(store) == {
+        ("totals", "week", week.start): 1,
+        ("totals", "month", window_of("month", NOW).start): 1,
+        ("totals", "all", date(1970, 1, 1)): 1,
+    }
+
+
+async def test_the_freezer_freezes_the_last_closed_windows(store: Store) -> None:
+    """``freeze_closed`` (what the server's periodic task runs) freezes the week and
+    the month that closed, once, without any board being asked for."""
+    ann = await make_user(store, "ann")
+    await earn(store, ann, 40, LAST_WEEK)
+    await earn(store, ann, 5, LAST_MONTH)
+    # Next Monday 00:00:30 UTC: this week closed 30 s ago, within the grace: not
+    # yet due, the newest closed one is still the week before.
+    monday = datetime.combine(window_of("week", NOW).end, datetime.min.time(), UTC)
+    still_newest = window_of("week", NOW - timedelta(days=7))
+    assert last_closed("week", monday + timedelta(seconds=30)) == still_newest
+    frozen = await freeze_closed(store, now=NOW)
+    assert frozen == [window_of("week", LAST_WEEK), window_of("month", LAST_MONTH)]
+    assert await freeze_closed(store, now=NOW) == []  # once
+    async with store.connection("test check") as conn:
+        rows = await conn.fetch("SELECT period, start, entries FROM leaderboard_frozen ORDER BY 1")
+    assert [tuple(r) for r in rows] == [
+        ("month", window_of("month", LAST_MONTH).start, 1),
+        ("week", window_of("week", LAST_WEEK).start, 1),
+    ]
+    # A late event in the frozen week changes the live totals but not its board.
+    await earn(store, ann, 100, LAST_WEEK + timedelta(hours=1))
+    board = await leaderboard(store, viewer=ann, period="week", at=LAST_WEEK, now=NOW)
+    assert board.frozen and ranks(board) == [(1, "ann", 40)]
+    # When the next week is due: its end plus the grace.
+    assert next_freeze(NOW) == monday + FREEZE_GRACE
+    assert next_freeze(monday + timedelta(seconds=30)) == monday + FREEZE_GRACE
+    assert next_freeze(monday + FREEZE_GRACE) == monday + timedelta(days=7) + FREEZE_GRACE
+    month_end = datetime(2026, 2, 1, tzinfo=UTC)
+    assert next_freeze(datetime(2026, 1, 30, tzinfo=UTC)) == month_end + FREEZE_GRACE
+
+
+async def test_counts_of_ended_sessions_are_folded_without_changing_them(
+    store: Store, dsn: str
+) -> None:
+    """Each database session counts in rows of its own (none waits on another's);
+    when sessions end, their rows fold into one, and every count stays right."""
+    people = [await make_user(store, f"p{n}", "grown") for n in range(6)]
+    for n, person in enumerate(people):
+        other = await Store.open(dsn, min_size=1, max_size=1, migrate=False)
+        try:
+            await earn(other, person, 10 + n, THIS_WEEK + timedelta(minutes=n))
+        finally:
+            await other.close()  # that session has ended: its rows are to fold
+    before = await counts(store)
+    assert before == await recounted(store)
+    assert before[("totals", "week", window_of("week", NOW).start)] == 6
+    async with store.connection("test") as conn:
+        writers = await conn.fetchval("SELECT count(DISTINCT writer) FROM leaderboard_counts")
+        assert writers >= 6  # a session each (and the migration's recount, writer 0)
+        # a closed session's backend may take a moment to leave pg_stat_activity
+        folded, deadline = 0, asyncio.get_running_loop().time() + 10
+        while True:
+            folded += await conn.fetchval("SELECT leaderboard_counts_fold()")
+            left = await conn.fetchval("SELECT count(*) FROM leaderboard_counts WHERE writer <> 0")
+            if left == 0 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert (folded, left) == (6 * 3, 0)  # week, month and all of six sessions
+        assert await conn.fetchval("SELECT leaderboard_counts_fold()") == 0  # nothing left
+    assert await counts(store) == before
+    board = await leaderboard(store, viewer=people[0], period="week", now=NOW)
+    assert board.ranked == 6

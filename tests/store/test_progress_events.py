@@ -15,16 +15,19 @@ import msgspec
 import pytest
 
 from progress import (
+    Applied,
     EventRejected,
     EventReversed,
     LessonCompleted,
     LessonOpened,
     PairingMinutes,
+    QuestionAnswered,
     QuestionAsked,
     RunFinished,
     SolutionViewed,
     SubmissionGraded,
     apply_event,
+    apply_events,
     decode_event,
 )
 from store import Store
@@ -183,10 +186,12 @@ async def test_fifty_concurrent_submissions_keep_points_exact(store: Store) -> N
     assert await fetchval(store, "SELECT count(*) FROM code_submissions") == 50
     shared_state = await fetchval(
         store,
-        "SELECT row(attempts, best_score, xp)::text FROM exercise_progress WHERE exercise_id = $1",
+        "SELECT row(attempts, best_score)::text FROM exercise_progress WHERE exercise_id = $1",
         shared,
     )
-    assert shared_state == "(25,1,10)"
+    assert shared_state == "(25,1)"
+    # each exercise's xp is what it really earned: together, what the cap let through
+    assert await fetchval(store, "SELECT sum(xp) FROM exercise_progress") == 200
     assert (
         await fetchval(
             store, "SELECT count(*) FROM exercise_progress WHERE first_passed_at IS NOT NULL"
@@ -359,6 +364,30 @@ async def test_grace_days_are_earned_by_activity_and_cover_missed_days(store: St
 # -- reversals ---------------------------------------------------------------------------
 
 
+async def test_a_reversed_activity_takes_its_day_out_of_the_streak(store: Store) -> None:
+    user = await make_user(store)
+    day = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
+    applied = [
+        await apply_event(
+            store, RunFinished(key=f"run:{n}", user_id=user, occurred_at=day + timedelta(days=n))
+        )
+        for n in range(5)
+    ]
+    assert await streak(store, user) == (5, 5, 0, date(2026, 4, 5))
+    # The middle day's only activity was not real: without it, days 4-5 follow a gap.
+    await apply_event(
+        store,
+        EventReversed(key="fix:run:2", user_id=user, occurred_at=day, reverses=applied[2].event_id),
+    )
+    assert await streak(store, user) == (2, 2, 0, date(2026, 4, 5))
+    # Reversing the last day's activity: the streak ends the day before.
+    await apply_event(
+        store,
+        EventReversed(key="fix:run:4", user_id=user, occurred_at=day, reverses=applied[4].event_id),
+    )
+    assert await streak(store, user) == (1, 2, 0, date(2026, 4, 4))
+
+
 async def test_a_reversing_event_undoes_points_without_deleting(store: Store) -> None:
     user = await make_user(store)
     [exercise] = await make_exercises(store, points=10)
@@ -443,6 +472,17 @@ async def test_invalid_events_are_refused_and_change_nothing(store: Store) -> No
         await apply_event(store, graded(user, "c1.m.nope", 1.0))
     with pytest.raises(EventRejected, match="no user"):
         await apply_event(store, RunFinished(key="u", user_id=uuid.uuid4(), occurred_at=T0))
+    nobody = uuid.uuid4()
+    with pytest.raises(EventRejected, match=f"no user {nobody}"):
+        await apply_event(
+            store,
+            PairingMinutes(key="p1", user_id=user, occurred_at=T0, partner_id=nobody, minutes=3),
+        )
+    with pytest.raises(EventRejected, match="does not pair with themselves"):
+        await apply_event(
+            store,
+            PairingMinutes(key="p2", user_id=user, occurred_at=T0, partner_id=user, minutes=3),
+        )
     with pytest.raises(msgspec.ValidationError):
         decode_event(b'{"type": "points.granted", "key": "k"}')
     event = decode_event(
@@ -480,3 +520,86 @@ async def test_a_person_can_still_be_erased(store: Store) -> None:
         assert await conn.fetchval("SELECT count(*) FROM progress_events") == 1
         assert await conn.fetchval("SELECT count(*) FROM user_points") == 1
         assert await conn.fetchval("SELECT count(*) FROM user_partners") == 0
+
+
+# -- many at once (the server's feed) ------------------------------------------------
+
+
+async def test_a_batch_applies_each_event_once_and_refuses_only_the_bad_ones(
+    store: Store,
+) -> None:
+    ann, bob = await make_user(store), await make_user(store)
+    [exercise] = await make_exercises(store, points=10)
+    nobody = uuid.uuid4()
+    asked = QuestionAsked(key="q:1", user_id=ann, occurred_at=T0, question_id=1)
+    events = [
+        asked,
+        PairingMinutes(key="p:1", user_id=ann, occurred_at=T0, partner_id=bob, minutes=5),
+        RunFinished(key="r:nobody", user_id=nobody, occurred_at=T0),  # no such person
+        PairingMinutes(key="p:2", user_id=bob, occurred_at=T0, partner_id=nobody, minutes=5),
+        PairingMinutes(key="p:3", user_id=bob, occurred_at=T0, partner_id=bob, minutes=5),
+        graded(bob, exercise, 1.0, key="g:1"),  # not of fixed points: applied on its own
+        asked,  # the same event again in the same batch: a replay
+        QuestionAnswered(key="a:1", user_id=bob, occurred_at=T0, question_id=1),
+    ]
+    outcomes = await apply_events(store, events)
+    assert [type(o).__name__ for o in outcomes] == [
+        "Applied",
+        "Applied",
+        "EventRejected",
+        "EventRejected",
+        "EventRejected",
+        "Applied",
+        "Applied",
+        "Applied",
+    ]
+    assert f"no user {nobody}" in str(outcomes[2]) and f"no user {nobody}" in str(outcomes[3])
+    assert "themselves" in str(outcomes[4])
+    first, again = outcomes[0], outcomes[6]
+    assert isinstance(first, Applied) and isinstance(again, Applied)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.event_id == first.event_id and again.points == first.points == 2
+    # the refused ones wrote nothing; the others wrote exactly their rows
+    assert await fetchval(store, "SELECT count(*) FROM progress_events") == 4
+    assert await fetchval(store, "SELECT count(*) FROM user_partners") == 1
+    assert await ledger_sum(store, ann) == 2 + 5
+    assert await ledger_sum(store, bob) == 10 + 5  # the exercise, the answer
+    # the whole batch again: every event a replay, nothing more written
+    again_all = await apply_events(store, events)
+    assert [getattr(o, "duplicate", None) for o in again_all] == [
+        True,
+        True,
+        None,
+        None,
+        None,
+        True,
+        True,
+        True,
+    ]
+    assert await fetchval(store, "SELECT count(*) FROM progress_events") == 4
+
+
+async def test_concurrent_batches_over_the_same_people_keep_points_exact(store: Store) -> None:
+    """Batches from several feed workers at once, over the same people in different
+    orders: no event is lost or doubled, and a person's streak sees every day."""
+    people = [await make_user(store) for _ in range(12)]
+    batches = []
+    for worker in range(6):
+        order = people[worker % 12 :] + people[: worker % 12]
+        batches.append(
+            [
+                QuestionAsked(
+                    key=f"w{worker}:{n}",
+                    user_id=person,
+                    occurred_at=T0 + timedelta(days=worker),
+                    question_id=n,
+                )
+                for n, person in enumerate(order * 3)
+            ]
+        )
+    results = await asyncio.gather(*(apply_events(store, b) for b in batches))
+    assert all(isinstance(o, Applied) and not o.duplicate for r in results for o in r)
+    assert await fetchval(store, "SELECT count(*) FROM progress_events") == 6 * 36
+    # question XP is 2 a question with a daily cap of 10: 3 questions a day each = 6
+    for person in people:
+        assert await ledger_sum(store, person) == 6 * 6

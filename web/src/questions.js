@@ -1,10 +1,12 @@
 // Questions about the loaded demo: anyone asks (attached to the step or time on screen),
 // everyone sees the list (unanswered first, then most votes, then oldest), upvotes others'
-// questions, and staff who can edit mark them answered. The server keeps the questions and
+// questions, and staff who can edit mark them answered. Anyone answers someone else's question;
+// the asker (or staff) accepts one answer, once. The server keeps the questions and answers and
 // sends `questions` (all, on joining and on a load) and `question` (one, as it now stands).
 import { h } from './util.js'
 
 const MAX_TEXT = 2000
+const MAX_ANSWERS = 20
 
 function ago (ms) {
   const s = Math.max(0, Math.round(ms / 1000))
@@ -20,7 +22,9 @@ function ago (ms) {
 export function setupQuestions ({ host, send, staff, where, serverNow }) {
   const items = new Map() // id → question
   const voted = new Set()
+  const drafts = new Map() // question id → the answer being typed (kept across renders)
   let demo = null
+  let me = '' // this person's user id (from the server's hello)
 
   const input = h('textarea', {
     id: 'question-text', rows: '2', maxlength: String(MAX_TEXT), placeholder: 'Ask about what is on screen…', 'aria-label': 'Your question'
@@ -58,6 +62,19 @@ export function setupQuestions ({ host, send, staff, where, serverNow }) {
   }
 
   function render () {
+    // an answer being typed keeps its focus and caret across the list being redrawn
+    const active = document.activeElement
+    const typing = active && active.classList && active.classList.contains('answer-input')
+      ? { id: active.closest('li.question')?.dataset.id, start: active.selectionStart, end: active.selectionEnd }
+      : null
+    draw()
+    if (typing && typing.id) {
+      const field = list.querySelector(`li.question[data-id="${typing.id}"] .answer-input`)
+      if (field) { field.focus(); field.setSelectionRange(typing.start, typing.end) }
+    }
+  }
+
+  function draw () {
     placeHint()
     const now = serverNow()
     const all = sorted()
@@ -79,12 +96,46 @@ export function setupQuestions ({ host, send, staff, where, serverNow }) {
           h('p', { class: 'question-meta' },
             `${q.by || 'Someone'} · ${ago(now - q.created)}`,
             q.step ? ` · step ${q.step}` : q.at != null ? ` · at ${formatSeconds(q.at)}` : '',
-            q.answered ? ' · answered' : '')),
+            q.answered ? ' · answered' : ''),
+          answersOf(q)),
         staff() && h('button', {
           class: 'btn small mark-answered', type: 'button', 'aria-pressed': String(q.answered),
           onclick: () => send({ type: 'question.answered', id: q.id, answered: !q.answered })
         }, q.answered ? 'Reopen' : 'Answered'))
     }))
+  }
+
+  function answersOf (q) {
+    const accepted = q.answers.some((a) => a.accepted)
+    const mayAccept = !accepted && (staff() || (me !== '' && me === q.user))
+    const items = q.answers.map((a) => h('li', { class: 'answer' + (a.accepted ? ' accepted' : ''), dataset: { id: String(a.id), accepted: String(a.accepted) } },
+      h('p', { class: 'answer-text', style: 'margin:0;overflow-wrap:anywhere;white-space:pre-wrap' }, a.accepted ? '✓ ' : '', a.text),
+      h('p', { class: 'question-meta' }, `${a.by || 'Someone'}`, a.accepted ? ' · accepted' : ''),
+      mayAccept && a.user !== q.user && h('button', {
+        class: 'btn small accept-answer', type: 'button',
+        onclick: () => send({ type: 'question.accept', id: q.id, answer: a.id })
+      }, 'Accept')))
+    const box = me !== q.user && q.answers.length < MAX_ANSWERS && answerForm(q)
+    if (!items.length && !box) return null
+    return h('div', { class: 'answers', style: 'margin-top:4px' },
+      items.length ? h('ol', { class: 'answer-list', 'aria-label': 'Answers', style: 'margin:0;padding-left:1.2em' }, ...items) : null,
+      box)
+  }
+
+  function answerForm (q) {
+    const field = h('input', {
+      class: 'answer-input', type: 'text', style: 'flex:1;min-width:0', maxlength: String(MAX_TEXT), placeholder: 'Answer…', 'aria-label': 'Your answer', value: drafts.get(q.id) || ''
+    })
+    field.addEventListener('input', () => drafts.set(q.id, field.value))
+    const form = h('form', { class: 'answer-form', 'aria-label': 'Answer this question', style: 'display:flex;gap:4px;margin-top:4px' },
+      field, h('button', { class: 'btn small', type: 'submit' }, 'Answer'))
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault()
+      const text = field.value.trim()
+      if (!text) return
+      if (send({ type: 'question.answer', id: q.id, text })) drafts.delete(q.id)
+    })
+    return form
   }
 
   function vote (q, up) {
@@ -104,12 +155,24 @@ export function setupQuestions ({ host, send, staff, where, serverNow }) {
       answered: Boolean(q.answered),
       created: Number(q.created) || 0,
       step: typeof q.step === 'string' ? q.step : null,
-      at: typeof q.at === 'number' ? q.at : null
+      at: typeof q.at === 'number' ? q.at : null,
+      user: String(q.user || ''),
+      answers: (Array.isArray(q.answers) ? q.answers : []).map((a) => ({
+        id: Number(a.id),
+        text: String(a.text || ''),
+        by: String(a.by || ''),
+        user: String(a.user || ''),
+        accepted: Boolean(a.accepted)
+      }))
     })
   }
 
   /** A room message: true when it was about questions. */
   function message (msg) {
+    if (msg.type === 'hello') {
+      me = String(msg.user || '')
+      return false // the page's other parts want it too
+    }
     if (msg.type === 'questions') {
       items.clear()
       voted.clear()

@@ -23,6 +23,7 @@ import { setupSettings } from './settings.js'
 import { setupRuns } from './runs.js'
 import { setupPlayer } from './player.js'
 import { setupRoomHighlights } from './room-highlights.js'
+import { setupAwardToasts } from './award-toast.js'
 
 const STARTER = '# Welcome! Everyone in this room edits these files together.\nprint("hello, class")\n'
 const MESSAGE_AUTH = 2
@@ -128,7 +129,9 @@ function runRoom (roomId, me, room) {
     return true
   }
 
+  const awards = setupAwardToasts(me) // progress.award: passes and achievements, as toasts
   function roomMessage (message) {
+    if (awards.message(message)) return
     if (runs.message(message)) return
     if (roomMarks.message(message)) return
     if (player.message(message)) return
