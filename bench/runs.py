@@ -36,6 +36,16 @@ extension message ``{"type": "run"}`` and waits for that run's ``run.exit``
    10 s (after one untimed run each); runs/s counts the ``run.exit`` (status
    ok) received inside the window.
 
+5. **workers** (``--workers 1,2``: this phase only): a ``--run-queue redis``
+   server (``REDIS_URL``, else redis://127.0.0.1:6379/0; keys under a random
+   prefix, deleted at the end) and N ``opencode-live worker`` processes on this
+   machine's engine (``--run-pool-warm`` = users, each); ``--sustain-users`` users (16
+   in this mode unless given) run hello world back to back for
+   ``--sustain-seconds``; runs/s per N (N = 0: no queue, the server's own
+   engine, as the baseline). All on one host: the workers share its
+   CPUs and its Docker Engine, so this measures the queue's overhead and one
+   worker process's ceiling, not the scaling of separate hosts.
+
 Servers run with ``--runs-per-hour 1000000`` (and common.py's raised socket
 limits). Each is stopped with SIGTERM (it removes its containers); should any
 container labelled with its process remain, this script removes it.
@@ -551,6 +561,139 @@ async def phase_burst(srv: RunServer, n: int, label: str, timeout: float) -> dic
     }
 
 
+# --------------------------------------------------------------------------- workers
+
+
+class WorkerProc:
+    """One ``opencode-live worker`` process; stopped by its PID, its containers removed."""
+
+    def __init__(self, redis_url: str, prefix: str, warm: int) -> None:
+        import os
+        import tempfile
+
+        from executor.cgroups import process_start_time
+
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "worker",
+                "--redis-url",
+                redis_url,
+                "--run-queue-prefix",
+                prefix,
+                "--run-pool-warm",
+                str(warm),
+                "--log-level",
+                "warning",
+            ],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+        self.tag = f"{self.proc.pid}:{process_start_time(self.proc.pid) or '?'}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        left = containers_of(self.tag)
+        if left:
+            docker("rm", "-f", *left, timeout=120)
+
+
+def delete_redis_prefix(redis_url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+async def phase_workers(args: Any, counts: list[int]) -> list[dict[str, Any]]:
+    """Sustained runs/s through the Redis queue with N worker processes, for each N."""
+    import os
+    import uuid
+
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    users = args.sustain_users if args.sustain_users_given else 16
+    out = []
+    for n in counts:
+        prefix = f"bench:{uuid.uuid4().hex[:10]}:"
+        workers: list[WorkerProc] = []
+        try:
+            wait_quiet(max_wait=args.wait_quiet)
+            # warm = users: a user's runs land on any worker, each keeps a container per user
+            workers = [WorkerProc(redis_url, prefix, warm=users) for _ in range(n)]
+            flags = ["--run-queue", "redis", "--redis-url", redis_url]
+            flags += ["--run-queue-prefix", prefix, "--run-pool-warm", "0"]
+            if n == 0:  # the baseline: the server's own engine, no queue
+                flags = ["--run-pool-warm", str(users)]
+            with RunServer(flags) as srv:
+                await wait_runs_ready(srv)
+                if n == 0:
+                    await wait_pool_warm(srv, users, args.warm_timeout)
+                for w in workers:
+                    waited, running = await wait_pool_warm(w, users, args.warm_timeout)  # type: ignore[arg-type]
+                    print(f"worker {w.proc.pid}: warm after {waited:.1f}s ({running})", flush=True)
+                print(f"workers {n}: sustained {users} users x {args.sustain_seconds:.0f}s ...")
+                s = await phase_sustained(srv, users, args.sustain_seconds, args.run_timeout)
+                s["workers"] = n
+                out.append(s)
+                print(f"  {s['runs_per_second']:.1f} runs/s, p50 {f1(s['p50_ms'])} ms", flush=True)
+        finally:
+            for w in workers:
+                w.stop()
+            delete_redis_prefix(redis_url, prefix)
+    return out
+
+
+def report_workers(rows: list[dict[str, Any]]) -> str:
+    return table(
+        [
+            "workers",
+            "users",
+            "seconds",
+            "runs ok",
+            "runs/s",
+            "p50 ms",
+            "p99 ms",
+            "srv CPU%",
+            "other CPU%",
+            "outcomes",
+        ],
+        [
+            [
+                s["workers"] or "0 (local)",
+                s["users"],
+                f"{s['seconds']:.0f}",
+                s["runs_ok_in_window"],
+                f"{s['runs_per_second']:.1f}",
+                f1(s["p50_ms"]),
+                f1(s["p99_ms"]),
+                f"{s['server_cpu_pct']:.0f}",
+                f"{s['other_cpu_pct']:.0f}",
+                ", ".join(f"{k} {v}" for k, v in s["outcomes"].items()),
+            ]
+            for s in rows
+        ],
+        "(f5) runs through the Redis queue: a --run-queue redis server and N worker "
+        "processes on this host; users run hello world back to back (other CPU% includes "
+        "the workers and the Docker Engine)",
+    )
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -780,11 +923,21 @@ async def main() -> int:
     p.add_argument("--burst-warm", type=int, default=60, help="warm pool of the second burst")
     p.add_argument("--burst-max", type=int, default=64, help="--run-pool-max with it")
     p.add_argument("--burst-timeout", type=float, default=60.0, help="bound on one burst (s)")
-    p.add_argument("--sustain-users", type=int, default=4)
+    p.add_argument("--sustain-users", type=int, default=None, help="(4; 16 with --workers)")
+    p.add_argument(
+        "--workers",
+        default="",
+        metavar="N,M",
+        help="only measure runs/s through the Redis run queue with N, then M worker processes "
+        "(0: no queue, the server's own engine, as a baseline)",
+    )
     p.add_argument("--sustain-seconds", type=float, default=10.0)
     p.add_argument("--run-timeout", type=float, default=30.0, help="bound on one run (s)")
     p.add_argument("--warm-timeout", type=float, default=90.0, help="bound on a pool warm-up (s)")
     args = parse_args(p)
+    args.sustain_users_given = args.sustain_users is not None
+    if args.sustain_users is None:
+        args.sustain_users = 4
     kinds = servers_of(args.server)
     if "reference" in kinds:
         print("(the reference server has no runs: runs.py measures ours only)")
@@ -795,6 +948,13 @@ async def main() -> int:
     try:
         version = check_docker(args.image)
         print(f"Docker Engine {version}, image {args.image}", flush=True)
+        if args.workers:
+            counts = [int(x) for x in args.workers.split(",") if x.strip()]
+            rows = await phase_workers(args, counts)
+            print()
+            print(report_workers(rows))
+            Results("runs", {"results": {"ours": {"workers": rows}}}).save(args.json)
+            return 0
         res = await bench(args)
     except Unavailable as exc:
         print(f"runs.py: cannot measure runs: {exc}", file=sys.stderr)

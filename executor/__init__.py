@@ -4,8 +4,9 @@ Public surface: ``Executor`` (start/close, ``start_run``/``run``, ``available``,
 ``reason``, ``languages``), ``Run`` (``send_input``, ``close_input``, ``stop``,
 ``wait``), ``ExecutorConfig``, the job model (``Job``, ``Limits``, ``Result``,
 ``OutputChunk``, ``TestOutcome``) and the two errors: ``JobError`` (the job is
-wrong) and ``ExecutorError`` (runs cannot be done now). Nothing here knows of
-the server.
+wrong) and ``ExecutorError`` (runs cannot be done now). ``RemoteExecutor`` has
+``Executor``'s surface over a Redis run queue served by ``Worker`` processes
+(issue 9). Nothing here knows of the server.
 """
 
 from .config import ExecutorConfig
@@ -22,6 +23,8 @@ from .job import (
     TestOutcome,
 )
 from .languages import LanguageSpec, LanguageSpecError, TestSpec
+from .remote import RemoteExecutor, RemoteRun
+from .worker import Worker
 
 __all__ = [
     "Executor",
@@ -33,10 +36,13 @@ __all__ = [
     "LanguageSpecError",
     "Limits",
     "OutputChunk",
+    "RemoteExecutor",
+    "RemoteRun",
     "Result",
     "Run",
     "Status",
     "Stream",
     "TestOutcome",
     "TestSpec",
+    "Worker",
 ]

@@ -49,3 +49,42 @@ REFUSED_EDITS = Counter(
 RATE_LIMITED = Counter(
     "opencode_live_rate_limited_total", "Requests or sockets over a rate limit", ["limit"]
 )
+BUS_MESSAGES_OUT = Counter(
+    "opencode_live_bus_messages_out_total",
+    "Messages queued for the other nodes on the cluster bus, by kind",
+    ["kind"],
+)
+BUS_MESSAGES_IN = Counter(
+    "opencode_live_bus_messages_in_total",
+    "Messages received from other nodes on the cluster bus, by kind",
+    ["kind"],
+)
+BUS_LAG_SECONDS = Histogram(
+    "opencode_live_bus_lag_seconds",
+    "From a bus message's publication (sender's clock) to its receipt here",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0, 10.0),
+)
+BUS_CATCHUPS = Counter(
+    "opencode_live_bus_catchups_total",
+    "Reads of a room's log to fill what the bus did not bring, by cause",
+    ["reason"],
+)
+BUS_SNAPSHOT_CATCHUPS = Counter(
+    "opencode_live_bus_snapshot_catchups_total",
+    "Catch-ups that read a snapshot: compaction had folded updates this node lacked",
+)
+BUS_CAUGHT_UP = Counter(
+    "opencode_live_bus_caught_up_updates_total",
+    "Updates delivered from the log by catch-ups (missed on the bus)",
+)
+BUS_DUPLICATES = Counter(
+    "opencode_live_bus_duplicates_total",
+    "Updates from the bus this node held already (dropped, not sent again)",
+)
+BUS_DROPPED = Counter(
+    "opencode_live_bus_dropped_total",
+    "Messages this node could not publish (Redis away, queue full); peers catch up",
+)
+BUS_CONNECTED = Gauge(
+    "opencode_live_bus_connected", "1 while the bus subscription connection is up"
+)

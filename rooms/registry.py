@@ -4,6 +4,10 @@ Joiners that arrive while a room is loading all wait on the same load and are
 all synced when it is done (a load that fails tells each of them so); none
 waits forever. A room is unloaded ``unload_grace_seconds`` after its last
 connection leaves, unless someone joins again meanwhile.
+
+With a shared bus (several processes), a room is subscribed to before its log
+is read, so that nothing committed elsewhere falls between the two, and
+unsubscribed when it is unloaded: a node follows only the rooms it holds.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from typing import Protocol
 from crdt import ProtocolError
 
 from . import metrics
+from .bus import Bus, LocalBus
 from .closecodes import CloseCode
+from .cluster import RoomLink, UpdateSource
 from .commit import GroupCommit
 from .connection import Connection
 from .limits import RoomLimits
@@ -58,8 +64,11 @@ class RoomRegistry:
         commit: GroupCommit,
         services: Sequence[RoomService] = (),
         library: DemoLibrary | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self.limits = limits
+        #: Where rooms meet their copies on other nodes (LocalBus: one process).
+        self.bus: Bus = bus if bus is not None else LocalBus()
         #: Given to every room: the features behind its extension messages.
         self.services = tuple(services)
         self.library = library
@@ -86,6 +95,8 @@ class RoomRegistry:
         for room in list(self.rooms.values()):
             room.close_all(code, reason)
             await room.drain()
+            if room.cluster is not None:
+                room.cluster.close()
 
     def notify_all(self, level: str, code: str, text: str) -> None:
         """A notice to every opted-in client of every room."""
@@ -120,6 +131,8 @@ class RoomRegistry:
             for service in self.services:
                 room.add_service(service)
             room.library = self.library
+            if self.bus.shared:
+                room.cluster = RoomLink(room, self.bus, self._update_source())
             self.rooms[room_id] = room
             metrics.ROOMS.set(len(self.rooms))
             task = asyncio.get_running_loop().create_task(self._load(room))
@@ -142,8 +155,16 @@ class RoomRegistry:
         room.leave(conn)
         self._maybe_unload(room)
 
+    def _update_source(self) -> UpdateSource:
+        store = self.store
+        if not hasattr(store, "room_log_after"):
+            raise TypeError("a shared bus needs a store that can read a room's log tail")
+        return store  # type: ignore[return-value]
+
     async def _load(self, room: Room) -> None:
         try:
+            if room.cluster is not None:
+                await self.bus.attach(room.id, room.cluster)
             record = await self.store.load_room(room.id)
             updates = record.as_updates()
             for update in updates:
@@ -157,12 +178,15 @@ class RoomRegistry:
             room.last_seq = record.last_seq
             room.log_rows = len(updates)
             room.log_bytes = sum(len(u) for u in updates)
+            if room.cluster is not None:
+                room.cluster.start(record.last_seq)
         except Exception as exc:
             log.exception("room load failed", extra={"room": room.id})
             metrics.ERRORS.labels(kind="room_load").inc()
             if self.rooms.get(room.id) is room:
                 del self.rooms[room.id]
                 metrics.ROOMS.set(len(self.rooms))
+            self._unlink(room)
             room.loaded.set_exception(exc)
             room.loaded.exception()  # joiners see it; a room nobody waited for must not warn
             return
@@ -195,11 +219,17 @@ class RoomRegistry:
             return
         del self.rooms[room.id]
         metrics.ROOMS.set(len(self.rooms))
+        self._unlink(room)
         log.info("room unloaded", extra={"room": room.id})
         # Services may hold per-room state past the room's connections (a
         # recording in progress is stopped and saved here).
         for service in self.services:
             service.room_unloaded(room)
+
+    def _unlink(self, room: Room) -> None:
+        if room.cluster is not None:
+            room.cluster.close()
+            self.bus.detach(room.id)
 
     async def _sweep_awareness(self) -> None:
         interval = max(0.05, self.limits.awareness_timeout_seconds / 10)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import demos
 from crdt import (
@@ -34,11 +34,15 @@ from crdt import (
 
 from . import extension, metrics
 from .access import RoomRole, a_or_an, can_control_demo, can_edit
+from .bus import Kind
 from .closecodes import CloseCode
 from .commit import GroupCommit
 from .connection import Connection
 from .framing import binary_frame
 from .limits import RoomLimits
+
+if TYPE_CHECKING:
+    from .cluster import RoomLink
 
 log = logging.getLogger("opencode_live.rooms")
 
@@ -117,8 +121,11 @@ class Room:
         self.limits = limits
         self.commit = commit
         self.store = store
-        #: Sequence number of the newest update in the document (all committed).
+        #: Sequence number of the newest update in the document (all committed);
+        #: shared across nodes, every update up to it is in the document.
         self.last_seq = 0
+        #: The same room on other nodes (None: this process alone, as without a bus).
+        self.cluster: RoomLink | None = None
         #: Log rows and bytes since the latest snapshot: compaction's trigger.
         self.log_rows = 0
         self.log_bytes = 0
@@ -186,7 +193,10 @@ class Room:
             removal = self.awareness.remove(conn.controlled)
             conn.controlled.clear()
             if removal is not None:
-                self.broadcast(awareness_message(removal))
+                message = awareness_message(removal)
+                self.broadcast(message)
+                if self.cluster is not None:
+                    self.cluster.publish(Kind.AWARENESS, message)
 
     # -- incoming ---------------------------------------------------------
 
@@ -230,6 +240,8 @@ class Room:
                 conn.controlled.update(change.added)
                 conn.controlled.difference_update(change.removed)
                 self.broadcast(message.raw, received)
+                if self.cluster is not None:
+                    self.cluster.publish(Kind.AWARENESS, message.raw)
                 for tap in self.taps:
                     tap.awareness(message.payload)
         elif kind is MessageKind.SYNC_STEP1:
@@ -315,6 +327,8 @@ class Room:
         metrics.MESSAGES_OUT.inc(sent)
         metrics.BYTES_OUT.inc(sent * len(frame))
         metrics.FANOUT_SECONDS.observe(time.perf_counter() - received)
+        if self.cluster is not None:
+            self.cluster.committed(seq, update)
 
     async def write(self, update: bytes, author: uuid.UUID | None = None) -> None:
         """An update made on the server (HTTP API), already in the document:
@@ -331,6 +345,8 @@ class Room:
             for tap in self.taps:
                 tap.update(update)
             self.broadcast(sync_update(update))
+            if self.cluster is not None:
+                self.cluster.committed(seq, update)
             if not done.done():
                 done.set_result(None)
 
@@ -365,7 +381,12 @@ class Room:
                 else:
                     still.append((target, waiter))
             self._settle_waiters = still
-        self.last_seq = seq
+        if self.cluster is None:  # else the link moves it, once no seq before is missing
+            self.last_seq = seq
+        self._grew(size)
+
+    def _grew(self, size: int) -> None:
+        """One more row in the log after the snapshot (from this node or another)."""
         self.log_rows += 1
         self.log_bytes += size
         if not self._compacting and self._log_is_long():
@@ -395,6 +416,9 @@ class Room:
                 rows, size = self.log_rows, self.log_bytes
                 state = self.document.doc.get_update()
                 if not await self.store.compact(self.id, upto, state):
+                    if self.cluster is not None:
+                        # Another node folded the log as far or further: start counting anew.
+                        self.log_rows = self.log_bytes = 0
                     return
                 metrics.COMPACTIONS.inc()
                 self.log_rows -= rows
@@ -622,13 +646,67 @@ class Room:
             self._send_room(conn, message)
 
     def broadcast_room(self, message: extension.ServerMessage) -> None:
-        """One extension message to everyone here who speaks the channel, framed once."""
-        frame = binary_frame(room_message(extension.encode_server(message)))
+        """One extension message to everyone here who speaks the channel, framed once
+        (and to the room's people on other nodes)."""
+        body = room_message(extension.encode_server(message))
         for tap in self.taps:
             tap.message(message)
+        self._send_extension(binary_frame(body))
+        if self.cluster is not None:
+            self.cluster.publish(Kind.ROOM, body)
+
+    def _send_extension(self, frame: bytes) -> None:
         for peer in self.connections:
             if peer.extension:
                 peer.send_frame(frame)
+
+    # -- from the same room on other nodes (``rooms.cluster``) --------------
+
+    def deliver_update(self, update: bytes) -> None:
+        """An update another node stored: into the document, out to everyone here."""
+        try:
+            self.document.apply_update(update)
+        except ProtocolError:  # stored by a node that checked it: a bug somewhere
+            metrics.ERRORS.labels(kind="bad_bus_update").inc()
+            log.error("update from the bus did not apply", extra={"room": self.id})
+            return
+        self._grew(len(update))
+        for tap in self.taps:
+            tap.update(update)
+        self.broadcast(sync_update(update))
+
+    def deliver_state(self, state: bytes, tail_rows: int) -> None:
+        """A snapshot read in a catch-up: what it adds goes out as one update."""
+        before = self.document.doc.get_state()
+        try:
+            self.document.apply_update(state)
+        except ProtocolError:
+            metrics.ERRORS.labels(kind="bad_stored_update").inc()
+            log.error("snapshot did not apply", extra={"room": self.id})
+            return
+        self.log_rows, self.log_bytes = tail_rows, 0
+        added = self.document.doc.get_update(before)
+        if added != EMPTY_UPDATE:
+            for tap in self.taps:
+                tap.update(added)
+            self.broadcast(sync_update(added))
+
+    def deliver_awareness(self, message: bytes) -> None:
+        """Presence relayed by another node: into the table (for joiners here), then out."""
+        try:
+            (parsed,) = parse_frame(message)
+            change = self.awareness.apply(decode_awareness_update(parsed.payload))
+        except (ProtocolError, ValueError):
+            metrics.ERRORS.labels(kind="bad_bus_message").inc()
+            return
+        if change:
+            self.broadcast(message)
+            for tap in self.taps:
+                tap.awareness(parsed.payload)
+
+    def deliver_room(self, message: bytes) -> None:
+        """An extension broadcast from another node, to the opted-in people here."""
+        self._send_extension(binary_frame(message))
 
     def notify(self, conn: Connection, level: str, code: str, text: str) -> None:
         """A notice on the extension channel; plain Yjs clients are not sent one."""

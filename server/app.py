@@ -9,10 +9,10 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from executor import Executor
+from executor import Executor, RemoteExecutor
 from progress import install_default_rules
 from progress.leaderboard import run_freezer
-from rooms import CloseCode, GroupCommit, RoomRegistry, RoomService
+from rooms import Bus, CloseCode, GroupCommit, LocalBus, RedisBus, RoomRegistry, RoomService
 from store import EmbeddedPostgres, Store, StoreUnavailable
 
 from . import (
@@ -83,6 +83,11 @@ async def readyz(request: web.Request) -> web.Response:
     runs_check = "ok" if executor.available else f"unavailable: {executor.reason}"
     ready = all(v == "ok" for v in checks.values()) and commit.healthy
     checks["runs"] = runs_check
+    if request.app[SETTINGS].redis_url:
+        # Reported, not counted: without Redis, rooms keep working on each node and
+        # converge from the log when it is back; taking every node out of the load
+        # balancer for a Redis outage would be worse.
+        checks["redis"] = await request.app[REGISTRY].bus.check(2.0)
     return web.json_response(
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,
@@ -124,14 +129,23 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app[GATE] = Gate(verifier, store)
     app[API_LIMIT] = HourlyLimit(settings.api_requests_per_hour)
     app[RUN_LIMIT] = run_limit = HourlyLimit(settings.runs_per_hour)
-    executor = Executor(settings.executor_config())
+    executor: Executor | RemoteExecutor
+    if settings.run_queue == "redis":  # runs go to `opencode-live worker`s: no Docker here
+        executor = RemoteExecutor(
+            settings.redis_url,
+            settings.run_queue_prefix,
+            settings.executor_config(),
+            queue_wait=settings.run_queue_wait_seconds,
+        )
+    else:
+        executor = Executor(settings.executor_config())
     registry: RoomRegistry | None = None
     # Progress events observed in rooms, applied off the hot path (the rooms are
     # looked up when the registry exists, to tell them of achievements).
     app[FEED] = feed = ProgressFeed(
         store, lambda room_id: registry.rooms.get(room_id) if registry is not None else None
     )
-    app[RUNS] = runs = RunService(executor, run_limit, settings.run_limits(), feed)
+    app[RUNS] = runs = RunService(executor, run_limit, settings.run_limits(), feed)  # type: ignore[arg-type]
     limits = settings.room_limits()
 
     def outage(exc: Exception) -> None:
@@ -154,7 +168,15 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     pairing = PairingService(feed, lambda: registry.rooms.values() if registry is not None else ())
     watching = DemoWatchService(feed)
     services: list[RoomService] = [runs, questions, recordings, pairing, watching]
-    registry = RoomRegistry(limits, store, commit, services, library)
+    bus: Bus = LocalBus()
+    if settings.redis_url:  # rooms shared with the other server processes on this Redis
+        bus = RedisBus(
+            settings.redis_url,
+            prefix=settings.bus_prefix,
+            heads=store.room_heads,
+            check_seconds=settings.bus_check_seconds,
+        )
+    registry = RoomRegistry(limits, store, commit, services, library, bus)
     app[REGISTRY] = registry
     sockets = RoomSockets(
         registry,
@@ -196,6 +218,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
             await install_default_rules(store)
         except StoreUnavailable as exc:
             log.warning("achievements not installed: %s", exc)
+        await bus.start()
         commit.start()
         feed.start()
         pairing.start()
@@ -217,6 +240,7 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         sockets.close_all(CloseCode.GOING_AWAY, "server shutting down")
         await sockets.wait_closed(timeout / 2)
         await registry.close(CloseCode.GOING_AWAY, "server shutting down")
+        await bus.close()
         await runs.close()
         await questions.close()
         await executor.close()

@@ -60,6 +60,36 @@ async def serve(settings: Settings) -> None:
         log.info("stopped")
 
 
+async def work(settings: Settings) -> None:
+    """``opencode-live worker``: take run jobs from the Redis queue until SIGTERM or SIGINT,
+    then finish the runs in hand (``executor.worker``)."""
+    from executor import Worker
+
+    worker = Worker(settings.redis_url, settings.run_queue_prefix, settings.executor_config())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+    await worker.start()
+    await worker.serve()
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args)
+        if not settings.redis_url:
+            raise ValueError("a worker needs the run queue's Redis: set REDIS_URL (or --redis-url)")
+    except ValueError as exc:
+        print(f"opencode-live: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    uvloop.run(work(settings))
+    return 0
+
+
 def course_main(args: argparse.Namespace) -> int:
     """``course validate|load``: settings, languages and the database from here (``progress``
     never imports ``server``); the checking and loading in ``progress.cli``."""
@@ -104,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the server")
     add_arguments(serve_parser)
+    worker = commands.add_parser(
+        "worker",
+        help="run code for the servers: take run jobs from Redis (REDIS_URL) and run them "
+        "in this host's Docker Engine",
+    )
+    add_arguments(worker)
     commands.add_parser("settings", help="print the settings table (Markdown)")
     token = commands.add_parser(
         "token", help="mint a sign-in token (shared-secret mode) for a student, TA or instructor"
@@ -158,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         return validate_paths(args.paths)
     if args.command == "course":
         return course_main(args)
+    if args.command == "worker":
+        return worker_main(args)
     if args.command == "achievements":
         from progress.awardscli import main as achievements_main
 

@@ -84,6 +84,11 @@ class Settings:
         "DATABASE_URL",
         "Postgres to store rooms in; empty: an embedded Postgres in the data folder",
     )
+    redis_url: str = _setting(
+        "",
+        "REDIS_URL",
+        "Redis shared by the nodes (e.g. redis://host:6379/0); empty: none (one process)",
+    )
     data_dir: str = _setting(
         "",
         "OPENCODE_LIVE_DATA_DIR",
@@ -105,6 +110,19 @@ class Settings:
         "OPENCODE_LIVE_COMMIT_DELAY_SECONDS",
         "extra time a group commit waits to gather updates (0: commit at once; updates "
         "arriving during a commit form the next batch)",
+    )
+
+    bus_prefix: str = _setting(
+        "ocl:bus:",
+        "OPENCODE_LIVE_BUS_PREFIX",
+        "with REDIS_URL: prefix of the room bus's Redis channels (deployments sharing one "
+        "Redis use different ones)",
+    )
+    bus_check_seconds: float = _setting(
+        5.0,
+        "OPENCODE_LIVE_BUS_CHECK_SECONDS",
+        "with REDIS_URL: how often a node compares the rooms it holds with the stored log, "
+        "to catch up on updates whose bus messages were lost (0: only on gaps and reconnects)",
     )
 
     auth_secret: str = _setting(
@@ -173,6 +191,25 @@ class Settings:
         1 * MiB,
         "OPENCODE_LIVE_RUN_OUTPUT_BYTES",
         "output kept and streamed per run; past it the program is stopped (output-limit)",
+    )
+    run_queue: str = _setting(
+        "local",
+        "OPENCODE_LIVE_RUN_QUEUE",
+        "where runs go: local (this process's Docker Engine) or redis (a job queue on "
+        "REDIS_URL served by `opencode-live worker` processes; this node then needs no Docker)",
+    )
+    run_queue_prefix: str = _setting(
+        "ocl:runs:", "OPENCODE_LIVE_RUN_QUEUE_PREFIX", "prefix of the run queue's Redis keys"
+    )
+    run_queue_wait_seconds: float = _setting(
+        30.0,
+        "OPENCODE_LIVE_RUN_QUEUE_WAIT_SECONDS",
+        "seconds a queued run waits for a worker to start it (then it fails, saying so)",
+    )
+    worker_metrics_port: int = _setting(
+        0,
+        "OPENCODE_LIVE_WORKER_METRICS_PORT",
+        "port where `opencode-live worker` serves Prometheus metrics (0: none)",
     )
     socket_messages_per_second: float = _setting(
         100.0,
@@ -259,6 +296,12 @@ class Settings:
     def __post_init__(self) -> None:
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
+        if self.bus_check_seconds < 0:
+            raise ValueError("bus check seconds must be 0 (off) or more")
+        if self.redis_url and not re.match(r"(redis|rediss|unix)://", self.redis_url):
+            raise ValueError(
+                f"redis url must start with redis://, rediss:// or unix://, not {self.redis_url!r}"
+            )
         if self.heartbeat_seconds < 0:
             raise ValueError("heartbeat seconds must be 0 (off) or more")
         if not 0 <= self.port <= 65535:
@@ -281,6 +324,12 @@ class Settings:
             raise ValueError("socket rate limits must be positive")
         if self.run_pool_warm < 0 or self.run_pool_max < max(1, self.run_pool_warm):
             raise ValueError("the run pool needs max >= warm >= 0 and max >= 1")
+        if self.run_queue not in ("local", "redis"):
+            raise ValueError(f"run queue must be local or redis, not {self.run_queue!r}")
+        if self.run_queue == "redis" and not self.redis_url:
+            raise ValueError("run queue redis needs a Redis: set REDIS_URL (or --redis-url)")
+        if self.run_queue_wait_seconds <= 0:
+            raise ValueError("run queue wait seconds must be positive")
 
 
 def _flag(name: str) -> str:

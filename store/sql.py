@@ -48,6 +48,24 @@ WHERE room_id = $1 AND seq > coalesce((SELECT upto_seq FROM snap), 0)
 ORDER BY is_snapshot DESC, seq
 """
 
+#: What a node that holds a room up to $2 lacks: the log after $2, or, when
+#: compaction folded some of those rows, the latest snapshot and the log after
+#: it. One statement, so snapshot and tail come from the same MVCC snapshot.
+ROOM_LOG_AFTER = """
+WITH snap AS (
+    SELECT upto_seq, state FROM room_snapshots
+    WHERE room_id = $1 ORDER BY upto_seq DESC LIMIT 1
+)
+SELECT true AS is_snapshot, upto_seq AS seq, state AS data FROM snap WHERE upto_seq > $2
+UNION ALL
+SELECT false, seq, update FROM room_updates
+WHERE room_id = $1 AND seq > greatest($2, coalesce((SELECT upto_seq FROM snap), 0))
+ORDER BY is_snapshot DESC, seq
+"""
+
+#: Where each room's log ends: the cluster bus's periodic check.
+ROOM_HEADS = "SELECT id, last_seq FROM rooms WHERE id = ANY($1::text[])"
+
 LOG_SIZE = """
 SELECT count(*) AS rows, coalesce(sum(octet_length(update)), 0)::bigint AS bytes
 FROM room_updates

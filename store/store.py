@@ -209,6 +209,27 @@ class Store:
             snapshot, snapshot_seq, tail = None, 0, rows
         return RoomRecord(snapshot, snapshot_seq, [(row["seq"], row["data"]) for row in tail])
 
+    async def room_log_after(self, room_id: str, after_seq: int) -> RoomRecord:
+        """What a node holding the room up to ``after_seq`` lacks, in order.
+
+        The updates with seq > ``after_seq``; when compaction folded some of
+        them, the latest snapshot (``snapshot_seq`` > ``after_seq``) and the
+        updates after it. Without a snapshot, ``snapshot_seq`` is ``after_seq``.
+        """
+        async with self._connection("catch up") as conn:
+            rows = await conn.fetch(sql.ROOM_LOG_AFTER, room_id, after_seq)
+        if rows and rows[0]["is_snapshot"]:
+            snapshot, snapshot_seq, tail = rows[0]["data"], rows[0]["seq"], rows[1:]
+        else:
+            snapshot, snapshot_seq, tail = None, after_seq, rows
+        return RoomRecord(snapshot, snapshot_seq, [(row["seq"], row["data"]) for row in tail])
+
+    async def room_heads(self, room_ids: list[str]) -> dict[str, int]:
+        """The last seq of each room's log (rooms never stored are left out)."""
+        async with self._connection("room heads") as conn:
+            rows = await conn.fetch(sql.ROOM_HEADS, room_ids)
+        return {row["id"]: row["last_seq"] for row in rows}
+
     async def compact(self, room_id: str, upto_seq: int, state: bytes) -> bool:
         """Replace the log up to ``upto_seq`` with ``state``; False if that was stale.
 

@@ -541,9 +541,18 @@ def test_console_script_and_procfile():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    assert (root / "Procfile").read_text().strip() == (
-        "web: opencode-live serve --host 0.0.0.0 --port $PORT"
-    )
+    assert (root / "Procfile").read_text().strip().splitlines() == [
+        "web: opencode-live serve --host 0.0.0.0 --port $PORT",
+        "worker: opencode-live worker",
+    ]
+    worker = subprocess.run(
+        ["opencode-live", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "--redis-url" in worker
     out = subprocess.run(
         ["opencode-live", "serve", "--help"], capture_output=True, text=True, timeout=30, check=True
     ).stdout

@@ -1,0 +1,545 @@
+"""Several server processes sharing rooms through Redis, on one Postgres.
+
+Three real ``opencode-live serve`` processes with ``REDIS_URL`` set (the
+machine's Redis, under a channel prefix of the test's own), real Yjs clients
+(Node's y-websocket and pycrdt) spread over them. What is checked is what a
+user would see: everyone converges to the same document, which is the stored
+one; presence and room messages cross nodes; a node killed with ``kill -9``
+loses nothing any client saw; a Redis restart leaves rooms working on each
+node and converging once it is back (from the log, through a snapshot).
+
+Without Redis, these tests skip outside CI and fail in CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import re
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+
+from crdt import RoomDocument
+from store import Store
+from tests.conftest import ServerProcess, Tokens, need
+from tests.integration.node_driver import NodeClient, NodeClients, eventually, node_available
+from tests.pyclient import YClient
+from tests.pyclient import eventually as soon
+
+SHARED_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+EXAMPLES = Path(__file__).resolve().parents[2] / "demos" / "examples"
+TEACHER = {"role": "instructor", "user_id": "ines", "name": "Ines"}
+
+
+def _redis_reason(url: str) -> str | None:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, OSError) as exc:
+        return f"no Redis at {url}: {exc}"
+    return None
+
+
+@pytest.fixture
+def bus_prefix() -> Iterator[str]:
+    """The test's own channel namespace on the shared Redis (keys under it removed after)."""
+    reason = _redis_reason(SHARED_REDIS)
+    need(reason is None, reason or "")
+    prefix = f"ocl-test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(SHARED_REDIS)
+    try:
+        keys = list(itertools.islice(client.scan_iter(match=f"{prefix}*", count=500), 10_000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+Start = Callable[..., ServerProcess]
+
+
+def start_nodes(
+    server_factory: Start, redis_url: str, prefix: str, count: int, *flags: str
+) -> list[ServerProcess]:
+    env = {"REDIS_URL": redis_url, "OPENCODE_LIVE_BUS_PREFIX": prefix}
+    return [server_factory("--unload-grace-seconds", "0.5", *flags, env=env) for _ in range(count)]
+
+
+NodeHost = Callable[[], Awaitable[NodeClients]]
+
+
+@pytest.fixture
+async def node_host(
+    tmp_path: Path, tokens: Tokens
+) -> AsyncIterator[Callable[[], Awaitable[NodeClients]]]:
+    need(node_available(), "Node.js and `npm install` in tests/node are needed for Yjs clients")
+    started: list[NodeClients] = []
+    counter = itertools.count(1)
+
+    async def start() -> NodeClients:
+        host = NodeClients(tmp_path / f"yclient-{next(counter)}.log", token=tokens.token())
+        await host.start()
+        started.append(host)
+        return host
+
+    try:
+        yield start
+    finally:
+        for host in started:
+            await host.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        yield s
+
+
+@contextlib.asynccontextmanager
+async def py_clients() -> AsyncIterator[Callable[[str], Awaitable[YClient]]]:
+    """pycrdt clients, each on its own session; all closed at the end."""
+    opened: list[tuple[aiohttp.ClientSession, YClient]] = []
+
+    async def open_client(url: str) -> YClient:
+        s = aiohttp.ClientSession()
+        client = YClient(s, url)
+        opened.append((s, client))
+        await client.connect()
+        await client.wait_synced(15)
+        return client
+
+    try:
+        yield open_client
+    finally:
+        for s, client in opened:
+            await client.close()
+            await s.close()
+
+
+async def stored_files(dsn: str, room: str) -> dict[str, str]:
+    """The room's document as Postgres holds it (snapshot and log)."""
+    store = await Store.open(dsn, migrate=False, min_size=1, max_size=1)
+    try:
+        record = await store.load_room(room)
+    finally:
+        await store.close()
+    doc = RoomDocument()
+    for update in record.as_updates():
+        doc.apply_update(update)
+    return doc.read_files()
+
+
+async def metric(session: aiohttp.ClientSession, node: ServerProcess, name: str) -> float:
+    """The sum of a metric's samples at a node's /metrics."""
+    async with session.get(f"{node.http}/metrics") as response:
+        text = await response.text()
+    total = 0.0
+    for line in text.splitlines():
+        if re.match(rf"{re.escape(name)}(\{{|\s)", line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def converged(
+    node_clients: list[NodeClient], py: list[YClient], dsn: str, room: str, timeout: float = 30.0
+) -> dict[str, str]:
+    """Wait until every client holds the same files, equal to the stored document."""
+    last: dict[str, Any] = {}
+
+    async def same() -> bool:
+        files = [await c.files() for c in node_clients] + [c.file_contents() for c in py]
+        last["files"] = files
+        if any(f != files[0] for f in files):
+            return False
+        last["stored"] = await stored_files(dsn, room)
+        return last["stored"] == files[0]
+
+    try:
+        await eventually(same, timeout=timeout, what="convergence", interval=0.2)
+    except AssertionError:
+        lengths = [{p: len(t) for p, t in f.items()} for f in last.get("files", [])]
+        stored = {p: len(t) for p, t in last.get("stored", {}).items()}
+        raise AssertionError(f"no convergence: clients {lengths}, stored {stored}") from None
+    return last["files"][0]
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+async def test_clients_on_three_nodes_converge_to_the_stored_document(
+    server_factory, database_url, bus_prefix, node_host, tokens, session
+):
+    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+    host = await node_host()
+    room = "cluster-edit"
+    node_clients = [await host.connect(f"n{i}", node.ws, room) for i, node in enumerate(nodes)]
+    token = tokens.token()
+    async with py_clients() as open_py:
+        py = [await open_py(f"{node.ws}/rooms/{room}?token={token}") for node in nodes]
+
+        async def type_py(client: YClient, index: int) -> None:
+            for k in range(60):
+                client.edit(lambda files, k=k: _append(files, f"py{index}.txt", f"{k},"))
+                await asyncio.sleep(0.005)
+
+        await asyncio.gather(
+            *(c.random_edits("main.py", count=150, seed=i + 1) for i, c in enumerate(node_clients)),
+            *(type_py(c, i) for i, c in enumerate(py)),
+        )
+        files = await converged(node_clients, py, database_url, room)
+        for i in range(3):
+            assert files[f"py{i}.txt"] == "".join(f"{k}," for k in range(60))
+        assert "main.py" in files
+        # Each node's own view (HTTP API) is the same document.
+        for node in nodes:
+            async with session.get(
+                f"{node.http}/api/rooms/{room}/files", headers=tokens.auth()
+            ) as resp:
+                assert (await resp.json())["files"] == files
+        # Updates crossed the bus, and /readyz reports Redis.
+        assert await metric(session, nodes[1], "opencode_live_bus_messages_in_total") > 0
+        async with session.get(f"{nodes[0].http}/readyz") as resp:
+            body = await resp.json()
+        assert resp.status == 200 and body["checks"]["redis"] == "ok"
+        for client in node_clients:
+            assert (await client.status())["errors"] == []
+
+
+def _append(files: Any, path: str, text: str) -> None:
+    from pycrdt import Text
+
+    if path not in files:
+        files[path] = Text()
+    current = files[path]
+    current.insert(len(current), text)
+
+
+async def test_awareness_crosses_nodes(server_factory, bus_prefix, node_host, tokens):
+    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+    host = await node_host()
+    room = "cluster-presence"
+    jose = await host.connect("jose", nodes[0].ws, room, user={"name": "José", "color": "#f00"})
+    viewer = await host.connect("viewer", nodes[1].ws, room)
+    jose_id = await jose.client_id()
+
+    async def sees_jose(client: NodeClient) -> bool:
+        state = (await client.awareness()).get(jose_id)
+        return bool(state) and state["user"]["name"] == "José"
+
+    await eventually(lambda: sees_jose(viewer), what="José's presence on node 1")
+    # A late joiner on a third node gets it from that node's table at once.
+    late = await host.connect("late", nodes[2].ws, room)
+    await eventually(lambda: sees_jose(late), timeout=5, what="José's presence on node 2")
+    # pycrdt's presence reaches the Node clients on the other nodes.
+    token = tokens.token()
+    async with py_clients() as open_py:
+        py = await open_py(f"{nodes[2].ws}/rooms/{room}?token={token}")
+        await py.set_awareness({"user": {"name": "李雷"}})
+
+        async def sees_py() -> bool:
+            state = (await jose.awareness()).get(py.client_id)
+            return bool(state) and state["user"]["name"] == "李雷"
+
+        await eventually(sees_py, what="pycrdt presence on node 0")
+        await soon(lambda: jose_id in py.awareness, what="José's presence at pycrdt")
+    # Leaving removes the state everywhere.
+    await jose.destroy()
+
+    async def gone(client: NodeClient) -> bool:
+        return jose_id not in await client.awareness()
+
+    await eventually(lambda: gone(viewer), what="José's removal on node 1")
+    await eventually(lambda: gone(late), what="José's removal on node 2")
+
+
+async def test_room_messages_cross_nodes(server_factory, bus_prefix, tokens, session):
+    """A presenter on node 0 loads a demo; a viewer on node 1 gets the demo state."""
+    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+    staff = tokens.auth(**TEACHER)
+    body = (EXAMPLES / "hello-recording.demo.json").read_bytes()
+    async with session.put(f"{nodes[0].http}/api/demos/hello", data=body, headers=staff) as resp:
+        assert resp.status in (200, 201), await resp.text()
+    room_body = {"id": "cluster-demo", "visibility": "public"}
+    async with session.post(f"{nodes[0].http}/api/rooms", json=room_body, headers=staff) as resp:
+        assert resp.status == 201, await resp.text()
+    presenter_token = tokens.token(**TEACHER)
+    viewer_token = tokens.token(user_id="sam", name="Sam")
+    async with py_clients() as open_py:
+        presenter = await open_py(f"{nodes[0].ws}/rooms/cluster-demo?ext=1&token={presenter_token}")
+        viewer = await open_py(f"{nodes[1].ws}/rooms/cluster-demo?ext=1&token={viewer_token}")
+        await presenter.send_room({"type": "demo", "action": "load", "demo": "hello"})
+
+        def got_state() -> bool:
+            return any(
+                m["type"] == "demo.state" and m["demo"] == "hello" for m in viewer.room_messages
+            )
+
+        await soon(got_state, what="the demo state on node 1")
+
+
+class Balancer:
+    """A TCP load balancer in front of the nodes: round robin over those that accept."""
+
+    def __init__(self, backends: list[int]) -> None:
+        self.backends = backends
+        self._next = itertools.count()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def start(self) -> Balancer:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = None
+        for _ in range(len(self.backends)):
+            port = self.backends[next(self._next) % len(self.backends)]
+            try:
+                upstream = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        if upstream is None:
+            writer.close()
+            return
+        up_reader, up_writer = upstream
+        self._writers.update((writer, up_writer))
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            self._writers.difference_update((writer, up_writer))
+
+    async def close(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+async def test_a_node_killed_mid_stream_loses_nothing_a_client_saw(
+    server_factory, database_url, bus_prefix, node_host, session
+):
+    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+    balancer = await Balancer([node.port for node in nodes]).start()
+    try:
+        host = await node_host()
+        room = "cluster-crash"
+        # Round robin: clients 0 and 3 land on node 0, which is killed.
+        clients = [await host.connect(f"c{i}", balancer.ws, room) for i in range(6)]
+        edits = [
+            asyncio.ensure_future(c.random_edits("main.py", count=400, seed=i + 10))
+            for i, c in enumerate(clients)
+        ]
+        # Kill node 0 once updates are flowing through it.
+        store = await Store.open(database_url, migrate=False, min_size=1, max_size=1)
+        try:
+
+            async def logged() -> bool:
+                return (await store.room_heads([room])).get(room, 0) >= 100
+
+            await eventually(logged, timeout=20, what="updates being stored")
+        finally:
+            await store.close()
+        nodes[0].process.kill()  # kill -9
+        nodes[0].process.wait(10)
+        await asyncio.gather(*edits)
+        for client in clients:
+            await client.wait_synced(20)
+        files = await converged(clients, [], database_url, room, timeout=40)
+        assert files["main.py"]
+        statuses = [await c.status() for c in clients]
+        assert sum(1 for s in statuses if s["stats"]["opens"] > 1) >= 2  # they reconnected
+        assert await metric(session, nodes[1], "opencode_live_bus_messages_in_total") > 0
+    finally:
+        await balancer.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, stopped and restarted by its PID."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = _free_port()
+        self.dir = tmp_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while _redis_reason(self.url) is not None:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("private redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    need(
+        subprocess.run(["which", "redis-server"], capture_output=True).returncode == 0,
+        "redis-server is needed to restart a Redis of the test's own",
+    )
+    instance = PrivateRedis(tmp_path)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+async def test_rooms_work_through_a_redis_restart_and_converge_after(
+    server_factory, database_url, private_redis, node_host, session
+):
+    # No periodic check: convergence must come from the resubscription's catch-up.
+    # A short compaction threshold: the catch-up has to go through a snapshot.
+    nodes = start_nodes(
+        server_factory,
+        private_redis.url,
+        "ocl-test:",
+        2,
+        "--bus-check-seconds",
+        "0",
+        "--compact-after-updates",
+        "20",
+    )
+    host = await node_host()
+    room = "cluster-outage"
+    a1 = await host.connect("a1", nodes[0].ws, room)
+    a2 = await host.connect("a2", nodes[0].ws, room)
+    b1 = await host.connect("b1", nodes[1].ws, room)
+    await a1.set_file("main.py", "before\n")
+    await b1.wait_files({"main.py": "before\n"})
+
+    private_redis.stop()
+
+    async def redis_reported_down() -> bool:
+        async with session.get(f"{nodes[0].http}/readyz") as resp:
+            body = await resp.json()
+        return resp.status == 200 and body["checks"]["redis"] != "ok"
+
+    await eventually(redis_reported_down, what="readyz to report Redis away")
+    # Node 0's room keeps working for the people on it.
+    await a1.insert("main.py", "during-a\n")
+    await a1.random_edits("a.txt", count=60, seed=3)
+    await b1.insert("b.txt", "during-b\n")
+    a_files = await a1.files()
+    await a2.wait_files(a_files, timeout=10)
+
+    private_redis.start()
+    await converged([a1, a2, b1], [], database_url, room, timeout=30)
+    assert "during-a\n" in (await b1.files())["main.py"]
+    assert await metric(session, nodes[1], "opencode_live_bus_catchups_total") > 0
+    # Node 0 folded its log meanwhile: node 1 caught up through the snapshot.
+    assert await metric(session, nodes[0], "opencode_live_compactions_total") > 0
+    assert await metric(session, nodes[1], "opencode_live_bus_snapshot_catchups_total") > 0
+
+
+async def test_every_node_sends_the_same_frame_bytes(server_factory, bus_prefix, node_host, tokens):
+    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+    host = await node_host()
+    room = "cluster-bytes"
+    writer = await host.connect("writer", nodes[0].ws, room)
+    token = tokens.token()
+    async with py_clients() as open_py:
+        readers = [await open_py(f"{node.ws}/rooms/{room}?token={token}") for node in nodes]
+        await writer.set_file("a.txt", "José 李雷 🦄")
+        for k in range(20):
+            await writer.insert("a.txt", f" {k}")
+        want = "José 李雷 🦄" + "".join(f" {k}" for k in range(20))
+        for reader in readers:
+            await soon(lambda r=reader: r.text("a.txt") == want, what="the edits everywhere")
+
+        def updates(client: YClient) -> list[bytes]:
+            return [frame for frame in client.received if frame[:2] == b"\x00\x02"]
+
+        # Same updates, same bytes, once each, in the same order on every node.
+        assert len(updates(readers[0])) == 21
+        assert updates(readers[1]) == updates(readers[0]) == updates(readers[2])
+
+
+async def test_a_node_follows_only_the_rooms_it_holds(server_factory, bus_prefix, node_host):
+    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+    host = await node_host()
+    channel = f"{bus_prefix}room:cluster-follow"
+    client = redis.Redis.from_url(SHARED_REDIS)
+
+    async def subscribers(count: int) -> bool:
+        return client.pubsub_numsub(channel)[0][1] == count
+
+    try:
+        assert await subscribers(0)
+        a = await host.connect("a", nodes[0].ws, "cluster-follow")
+        await eventually(lambda: subscribers(1), what="node 0 to subscribe")
+        b = await host.connect("b", nodes[1].ws, "cluster-follow")
+        await eventually(lambda: subscribers(2), what="node 1 to subscribe")
+        await b.destroy()  # node 1 unloads the room after its grace and unsubscribes
+        await eventually(lambda: subscribers(1), what="node 1 to unsubscribe")
+        await a.set_file("still.txt", "here")
+        await a.destroy()
+        await eventually(lambda: subscribers(0), what="node 0 to unsubscribe")
+    finally:
+        client.close()

@@ -1,0 +1,199 @@
+"""Fixtures for run workers: a Redis key prefix of the test's own, and real worker processes.
+
+Redis is the machine's (``REDIS_URL``, else 127.0.0.1:6379), shared: every test
+gets its own random prefix and deletes the keys under it at the end (never a
+flush). Workers are ``python -m server.cli worker`` processes on the machine's
+Docker Engine; each is stopped at the end, and the containers of one killed
+with ``kill -9`` (which cannot remove its own) are removed by their label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, RUN_IMAGE, need
+
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+WORKER_FLAGS = (
+    "--run-image",
+    RUN_IMAGE,
+    "--run-pool-warm",
+    "1",
+    "--run-pool-max",
+    "8",
+    "--run-wall-seconds",
+    "10",
+    "--run-memory-mb",
+    "256",
+)
+
+
+def redis_reason() -> str | None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return f"no Redis at {REDIS_URL}: {exc}"
+    return None
+
+
+def delete_prefix(prefix: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        return len(keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    reason = redis_reason()
+    need(reason is None, reason or "")
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield prefix
+    finally:
+        delete_prefix(prefix)
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[str]
+    log_path: Path
+    name: str = ""
+    tag: str = ""
+
+    def log_lines(self) -> list[dict[str, object]]:
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                out.append({"raw": line})
+        return out
+
+    def stop(self, timeout: float = 60.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def remove_containers(self) -> None:
+        """The containers a killed worker left (labelled with its process)."""
+        if not self.tag:
+            return
+        found = subprocess.run(
+            [
+                "docker",
+                "ps",
+                "-aq",
+                "--filter",
+                f"label=org.opencode-live.executor.process={self.tag}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout.split()
+        if found:
+            subprocess.run(
+                ["docker", "rm", "-f", *found], capture_output=True, timeout=60, check=False
+            )
+
+
+def start_worker(
+    tmp_path: Path, prefix: str, *args: str, env: dict[str, str] | None = None
+) -> WorkerProcess:
+    """A worker process; returns once it logged "worker started" (its pool may still warm)."""
+    from executor.cgroups import process_start_time
+
+    log_path = tmp_path / f"worker-{time.monotonic_ns()}.log"
+    log_file = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "worker",
+            "--redis-url",
+            REDIS_URL,
+            "--run-queue-prefix",
+            prefix,
+            *WORKER_FLAGS,
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    worker = WorkerProcess(process, log_path)
+    worker.tag = f"{process.pid}:{process_start_time(process.pid) or '?'}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited early:\n{log_path.read_text()}")
+        for line in worker.log_lines():
+            if line.get("event") == "worker started":
+                worker.name = str(line["worker"])
+                assert line.get("runs") == "ok", line
+                return worker
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"worker did not start:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path, docker_engine: None) -> Iterator[object]:
+    """Start workers (``factory(prefix, *flags)``); all stopped at the end."""
+    started: list[WorkerProcess] = []
+
+    def factory(prefix: str, *args: str) -> WorkerProcess:
+        worker = start_worker(tmp_path, prefix, *args)
+        started.append(worker)
+        return worker
+
+    try:
+        yield factory
+    finally:
+        for worker in started:
+            worker.stop()
+            worker.remove_containers()
+
+
+async def wait_for(check, timeout: float, what: str, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    """Poll an async or plain ``check`` until truthy; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
