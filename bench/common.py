@@ -142,7 +142,14 @@ class Server:
     #: Extra flags for our server (``--ours-args``), for every Server started.
     ours_args: ClassVar[list[str]] = []
 
-    def __init__(self, kind: str, extra_args: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        kind: str,
+        extra_args: Iterable[str] = (),
+        *,
+        env: dict[str, str | None] | None = None,
+        database_url: str | None = None,
+    ) -> None:
         if kind not in SERVERS + EXTRA_SERVERS:
             raise ValueError(f"unknown server {kind!r}")
         self.kind = kind
@@ -161,6 +168,10 @@ class Server:
         #: (dropped at stop), else an embedded Postgres in a scratch data folder.
         self._database: tuple[str, str] | None = None
         self._data_dir: tempfile.TemporaryDirectory[str] | None = None
+        #: Extra environment (e.g. REDIS_URL for a node of several; None unsets), and a database
+        #: the caller owns (several nodes share it): used as is, never created or dropped.
+        self.extra_env = dict(env or {})
+        self.database_url = database_url
         self._log = tempfile.NamedTemporaryFile(
             prefix=f"bench-{kind}-", suffix=".log", delete=False
         )
@@ -194,11 +205,18 @@ class Server:
                 *self.extra_args,
             ]
             env = dict(os.environ)
+            for k, v in self.extra_env.items():  # None: unset
+                if v is None:
+                    env.pop(k, None)
+                else:
+                    env[k] = v
             # a scratch data folder: the auth secret (and any embedded Postgres) stay in it
             self._data_dir = tempfile.TemporaryDirectory(prefix="bench-data-")
             cmd += ["--data-dir", self._data_dir.name]
             self.token = mint_token(Path(self._data_dir.name))
-        if self.kind == "ours":
+        if self.kind == "ours" and self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        elif self.kind == "ours":
             admin = os.environ.get("DATABASE_URL")
             if admin:
                 name = f"bench_{uuid.uuid4().hex[:12]}"
@@ -285,6 +303,101 @@ class Server:
                 os.unlink(self._log.name)
         else:
             print(f"({self.kind} server log kept in {self._log.name})", file=sys.stderr)
+
+
+class Cluster:
+    """Several of our server processes sharing rooms through Redis, on one Postgres database.
+
+    A scratch database (``bench_cluster_*``) is created on the ``admin_dsn``
+    server and dropped at stop; the nodes use a Redis key/channel prefix of
+    their own (``ocl-bench-<random>:``), whose keys are deleted at stop. Redis
+    itself is never flushed, stopped or restarted. Nodes are started one after
+    the other (the first one migrates the database) and stopped by PID.
+    ``cpu()`` and ``rss_kib()`` add the nodes up, so a ``Meter`` can take it.
+    """
+
+    def __init__(
+        self, count: int, redis_url: str, admin_dsn: str, extra_args: Iterable[str] = ()
+    ) -> None:
+        self.count = count
+        self.redis_url = redis_url
+        self.admin_dsn = admin_dsn
+        self.extra_args = list(extra_args)
+        self.prefix = f"ocl-bench-{uuid.uuid4().hex[:12]}:"
+        self.nodes: list[Server] = []
+        self._database: str | None = None
+
+    def start(self) -> Cluster:
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
+        try:
+            client.ping()
+        except (redis.RedisError, OSError) as exc:
+            raise SystemExit(f"no Redis at {self.redis_url}: {exc}") from exc
+        finally:
+            client.close()
+        name = f"bench_cluster_{uuid.uuid4().hex[:12]}"
+        _admin_sql(self.admin_dsn, f'CREATE DATABASE "{name}"')
+        self._database = name
+        env = {"REDIS_URL": self.redis_url, "OPENCODE_LIVE_BUS_PREFIX": self.prefix}
+        dsn = _with_database(self.admin_dsn, name)
+        for _ in range(self.count):
+            node = Server("ours", self.extra_args, env=env, database_url=dsn)
+            self.nodes.append(node)
+            node.start()
+        return self
+
+    def cpu(self) -> float:
+        return sum(n.cpu() for n in self.nodes)
+
+    def rss_kib(self) -> int:
+        return sum(n.rss_kib() for n in self.nodes)
+
+    def errors_in_log(self) -> str:
+        return "\n".join(
+            f"[node {i}] {line}"
+            for i, n in enumerate(self.nodes)
+            for line in n.errors_in_log().splitlines()
+        )
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        if self._database is not None:
+            name, self._database = self._database, None
+            _admin_sql(self.admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._delete_keys()
+
+    def _delete_keys(self) -> None:
+        """Delete this cluster's keys (its prefix only; bounded)."""
+        import itertools
+
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
+        try:
+            keys = list(
+                itertools.islice(client.scan_iter(match=f"{self.prefix}*", count=500), 100_000)
+            )
+            for i in range(0, len(keys), 1000):
+                client.delete(*keys[i : i + 1000])
+        except (redis.RedisError, OSError) as exc:
+            print(f"(could not delete Redis keys {self.prefix}*: {exc})", file=sys.stderr)
+        finally:
+            client.close()
+
+    def __enter__(self) -> Cluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        for node in self.nodes:
+            node.__exit__(*exc)
 
 
 def mint_token(data_dir: Path) -> str:

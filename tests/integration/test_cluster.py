@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -29,8 +30,10 @@ from typing import Any
 import aiohttp
 import pytest
 import redis
+from pycrdt import Doc
 
 from crdt import RoomDocument
+from crdt.document import decode_state_vector
 from store import Store
 from tests.conftest import ServerProcess, Tokens, need
 from tests.integration.node_driver import NodeClient, NodeClients, eventually, node_available
@@ -543,3 +546,126 @@ async def test_a_node_follows_only_the_rooms_it_holds(server_factory, bus_prefix
         await eventually(lambda: subscribers(0), what="node 0 to unsubscribe")
     finally:
         client.close()
+
+
+async def test_a_node_leaving_with_sigterm_hands_its_clients_to_the_others(
+    server_factory, database_url, bus_prefix, node_host, tokens, session
+):
+    """SIGTERM on one of three nodes behind a balancer, while everyone edits.
+
+    Its clients get close code 1001 (after the queued frames), reconnect through the
+    balancer to the two nodes left and lose nothing: every update any client held
+    when the node left is in the converged document and in Postgres. The clients of
+    the other nodes are never disconnected, and those nodes stay ready.
+    """
+    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+    balancer = await Balancer([node.port for node in nodes]).start()
+    store = await Store.open(database_url, migrate=False, min_size=1, max_size=1)
+    room = "cluster-leave"
+    done = asyncio.Event()
+
+    async def head() -> int:
+        return (await store.room_heads([room])).get(room, 0)
+
+    try:
+        host = await node_host()
+        # Round robin: connections 0, 3 (Node) and 6 (the first pycrdt one) land on node 0.
+        clients = [await host.connect(f"c{i}", balancer.ws, room) for i in range(6)]
+        token = tokens.token()
+        async with py_clients() as open_py:
+            py = [await open_py(f"{balancer.ws}/rooms/{room}?token={token}") for _ in range(3)]
+            py_codes: list[int | None] = []
+            py_seen: list[dict[int, int]] = []
+
+            async def type_node(client: NodeClient, index: int) -> None:
+                for batch in itertools.count():
+                    if done.is_set():
+                        return
+                    await client.random_edits("main.py", count=20, seed=index * 1000 + batch)
+
+            async def type_py(client: YClient, index: int) -> None:
+                for k in itertools.count():
+                    if done.is_set():
+                        return
+                    if client.closed.is_set():  # pycrdt's client does not reconnect by itself
+                        py_codes.append(client.close_code)
+                        py_seen.append(decode_state_vector(client.doc.get_state()))
+                        await client.connect()
+                        await client.wait_synced(15)
+                    client.edit(lambda files, k=k: _append(files, f"py{index}.txt", f"{k},"))
+                    await asyncio.sleep(0.01)  # typing pace, not a wait
+
+            typing = [
+                *(asyncio.ensure_future(type_node(c, i)) for i, c in enumerate(clients)),
+                *(asyncio.ensure_future(type_py(c, i)) for i, c in enumerate(py)),
+            ]
+            try:
+                await eventually(lambda: _at_least(head, 100), timeout=20, what="stored updates")
+                nodes[0].process.send_signal(signal.SIGTERM)
+                leaving = [clients[0], clients[3]]
+
+                async def handed_over() -> bool:
+                    statuses = [await c.status() for c in leaving]
+                    return bool(py_codes) and all(
+                        s["stats"]["opens"] >= 2 and s["synced"] for s in statuses
+                    )
+
+                await eventually(handed_over, timeout=30, what="node 0's clients to reconnect")
+                # What every client holds now, the leaving node's clients included.
+                seen = [(await c.state_vector())["clocks"] for c in clients]
+                seen = [{int(k): v for k, v in sv.items()} for sv in seen] + py_seen
+                # Editing goes on through the two nodes left, then stops.
+                after = await head()
+                await eventually(
+                    lambda: _at_least(head, after + 100), timeout=30, what="edits after the leave"
+                )
+            finally:
+                done.set()
+                await asyncio.gather(*typing)
+            assert nodes[0].process.wait(20) == 0  # a clean exit, not a kill
+
+            for client in clients:
+                await client.wait_synced(20)
+            files = await converged(clients, py, database_url, room, timeout=40)
+            assert files["main.py"]
+            for i in range(3):
+                typed = files[f"py{i}.txt"].split(",")[:-1]
+                assert typed == [str(k) for k in range(len(typed))]  # every keystroke, in order
+
+            # Every update any client saw is in the stored document.
+            record = await store.load_room(room)
+            stored_doc = Doc()
+            for update in record.as_updates():
+                stored_doc.apply_update(update)
+            stored = decode_state_vector(stored_doc.get_state())
+            for sv in seen:
+                missing = {c: k for c, k in sv.items() if stored.get(c, 0) < k}
+                assert not missing, f"updates seen by a client but not stored: {missing}"
+
+            # The leaving node's clients were closed with 1001 and came back elsewhere.
+            assert py_codes == [1001]
+            for client in leaving:
+                status = await client.status()
+                assert status["closes"][0]["code"] == 1001, status["closes"]
+                assert status["stats"]["opens"] >= 2
+            # The other nodes' clients were never disconnected, and those nodes are ready.
+            for client in (clients[1], clients[2], clients[4], clients[5]):
+                status = await client.status()
+                assert status["closes"] == [] and status["stats"]["opens"] == 1, status
+                assert status["errors"] == []
+            assert not py[1].closed.is_set() and not py[2].closed.is_set()
+            for node in nodes[1:]:
+                assert node.process.poll() is None
+                async with session.get(f"{node.http}/readyz") as resp:
+                    assert resp.status == 200, await resp.text()
+            # A newcomer through the balancer gets the whole document from a node left.
+            newcomer = await open_py(f"{balancer.ws}/rooms/{room}?token={token}")
+            assert newcomer.file_contents() == files
+    finally:
+        done.set()
+        await store.close()
+        await balancer.close()
+
+
+async def _at_least(value: Callable[[], Awaitable[int]], target: int) -> bool:
+    return await value() >= target
