@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 
 from .auth import Refused
@@ -71,3 +73,27 @@ _BY_STATUS: dict[int, type[web.HTTPException]] = {
     500: web.HTTPInternalServerError,
     503: web.HTTPServiceUnavailable,
 }
+
+
+T = TypeVar("T")
+
+_AT = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$", re.DOTALL)
+
+
+def field_problem(exc: msgspec.ValidationError) -> str:
+    """msgspec's ``Expected ... - at `$.files``` as ``files: Expected ...``: the field first."""
+    text = str(exc)
+    match = _AT.match(text)
+    if match and match["path"]:
+        return f"{match['path']}: {match['message']}"
+    return text
+
+
+def decode_body(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
+    """``body`` decoded and checked, or a 400 ``invalid <what>: <field>: <problem>``."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise json_error(web.HTTPBadRequest, f"invalid {what}: {field_problem(exc)}") from exc
+    except msgspec.DecodeError as exc:
+        raise json_error(web.HTTPBadRequest, f"invalid {what}: body is not JSON: {exc}") from exc

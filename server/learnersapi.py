@@ -21,7 +21,6 @@ points. Nothing here writes a point directly.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -36,7 +35,7 @@ from rooms import STAFF_ROLES
 from store import StoreUnavailable
 
 from .apiauth import IDENTITY
-from .errors import json_error, read_body, unavailable
+from .errors import decode_body, json_error, read_body, unavailable
 from .keys import STORE
 from .tokens import Identity, subject_uuid
 
@@ -45,17 +44,6 @@ MAX_REPORT_BYTES = 4096
 #: Ledger entries per page of ``GET /api/users/<id>/points``.
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
-
-_AT = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$", re.DOTALL)
-
-
-def problem(exc: msgspec.ValidationError) -> str:
-    """msgspec's ``Expected ... - at `$.files``` as ``files: Expected ...``: the field first."""
-    text = str(exc)
-    match = _AT.match(text)
-    if match and match["path"]:
-        return f"{match['path']}: {match['message']}"
-    return text
 
 
 def iso(value: datetime | None) -> str | None:
@@ -203,12 +191,7 @@ async def post_progress(request: web.Request) -> web.Response:
             web.HTTPForbidden, "permission denied: lesson activity is reported only for oneself"
         )
     body = await read_body(request, MAX_REPORT_BYTES)
-    try:
-        report = _report.decode(body)
-    except msgspec.ValidationError as exc:
-        raise json_error(web.HTTPBadRequest, f"invalid report: {problem(exc)}") from exc
-    except msgspec.DecodeError as exc:
-        raise json_error(web.HTTPBadRequest, f"invalid report: body is not JSON: {exc}") from exc
+    report = decode_body(_report, body, "report")
     if report.action == "studied" and report.seconds is None:
         raise json_error(web.HTTPBadRequest, "invalid report: seconds: required for studied")
     if report.action != "studied" and report.seconds is not None:
@@ -559,12 +542,7 @@ async def put_settings(request: web.Request) -> web.Response:
             web.HTTPForbidden, "permission denied: settings are changed only by their owner"
         )
     body = await read_body(request, MAX_SETTINGS_BYTES)
-    try:
-        update = _settings.decode(body)
-    except msgspec.ValidationError as exc:
-        raise json_error(web.HTTPBadRequest, f"invalid settings: {problem(exc)}") from exc
-    except msgspec.DecodeError as exc:
-        raise json_error(web.HTTPBadRequest, f"invalid settings: body is not JSON: {exc}") from exc
+    update = decode_body(_settings, body, "settings")
     try:
         async with request.app[STORE].connection("change settings") as conn:
             if update.time_zone is not None:

@@ -22,7 +22,6 @@ milestone's key (``demo:<demo>:<user>:self:<milestone>``) makes it count once.
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -38,7 +37,7 @@ from store.records import DemoProgress
 from .apiauth import IDENTITY
 from .demosapi import demo_id_of
 from .demowatch import MILESTONES
-from .errors import json_error, read_body, unavailable
+from .errors import decode_body, json_error, read_body, unavailable
 from .keys import DEMOS, STORE
 from .progressfeed import FEED, key_part
 
@@ -68,16 +67,6 @@ class ProgressBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _decoder = msgspec.json.Decoder(ProgressBody)
-_AT = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$", re.DOTALL)
-
-
-def _problem(exc: msgspec.ValidationError) -> str:
-    """msgspec's ``Expected ... - at `$.position``` as ``position: Expected ...``."""
-    text = str(exc)
-    match = _AT.match(text)
-    if match and match["path"]:
-        return f"{match['path']}: {match['message']}"
-    return text
 
 
 def progress_json(p: DemoProgress | None, demo_id: str) -> dict[str, Any]:
@@ -124,12 +113,7 @@ async def put_progress(request: web.Request) -> web.Response:
     """Report where the caller is; answers with what is kept."""
     demo_id = demo_id_of(request)
     body = await read_body(request, MAX_BODY)
-    try:
-        report = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise json_error(web.HTTPBadRequest, f"invalid progress: {_problem(exc)}") from exc
-    except msgspec.DecodeError as exc:
-        raise json_error(web.HTTPBadRequest, f"invalid progress: body is not JSON: {exc}") from exc
+    report = decode_body(_decoder, body, "progress")
     if not math.isfinite(report.position):
         raise json_error(web.HTTPBadRequest, "invalid progress: position: must be a finite number")
     me = request[IDENTITY].user_uuid

@@ -153,10 +153,36 @@ def tokens(tmp_path: Path) -> Tokens:
 
 
 @dataclass
-class ServerProcess:
+class LoggedProcess:
+    """A process a test started, logging JSON lines to ``log_path``."""
+
     process: subprocess.Popen[str]
-    port: int
     log_path: Path
+
+    def log_lines(self) -> list[dict[str, object]]:
+        lines = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                lines.append({"raw": line})
+        return lines
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout``; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+
+@dataclass
+class ServerProcess(LoggedProcess):
+    port: int
     data_dir: Path
 
     def token(self, **claims: Any) -> str:
@@ -172,25 +198,6 @@ class ServerProcess:
     @property
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
-
-    def log_lines(self) -> list[dict[str, object]]:
-        lines = []
-        for line in self.log_path.read_text().splitlines():
-            try:
-                lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                lines.append({"raw": line})
-        return lines
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
 
 
 def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
@@ -229,7 +236,7 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
         for line in log_path.read_text().splitlines():
             if '"event":"listening"' in line:
                 port = json.loads(line)["port"]
-                return ServerProcess(process, port, log_path, data_dir)
+                return ServerProcess(process, log_path, port, data_dir)
         time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"server did not start:\n{log_path.read_text()}")

@@ -10,9 +10,7 @@ with ``kill -9`` (which cannot remove its own) are removed by their label.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, RUN_IMAGE, need
+from tests.conftest import ROOT, RUN_IMAGE, LoggedProcess, need
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 WORKER_FLAGS = (
@@ -77,29 +75,12 @@ def redis_prefix() -> Iterator[str]:
 
 
 @dataclass
-class WorkerProcess:
-    process: subprocess.Popen[str]
-    log_path: Path
+class WorkerProcess(LoggedProcess):
     name: str = ""
     tag: str = ""
 
-    def log_lines(self) -> list[dict[str, object]]:
-        out = []
-        for line in self.log_path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                out.append({"raw": line})
-        return out
-
-    def stop(self, timeout: float = 60.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+    def stop(self, timeout: float = 60.0) -> int:
+        return super().stop(timeout)
 
     def remove_containers(self) -> None:
         """The containers a killed worker left (labelled with its process)."""
