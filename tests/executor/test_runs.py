@@ -97,7 +97,15 @@ async def test_stdout_and_stderr_interleaved_in_order(executor: Executor) -> Non
     )
     result, chunks = await run_py(executor, code)
     assert result.status == "ok"
-    seen = [(c.stream, c.data.decode()) for c in chunks]
+    # Python runs unbuffered, so print() writes the text and the newline
+    # separately and a chunk may end between them: the order across streams
+    # is what is promised, so adjacent chunks of one stream are joined.
+    seen: list[tuple[str, str]] = []
+    for c in chunks:
+        if seen and seen[-1][0] == c.stream:
+            seen[-1] = (c.stream, seen[-1][1] + c.data.decode())
+        else:
+            seen.append((c.stream, c.data.decode()))
     assert seen == [("stdout" if i % 2 == 0 else "stderr", f"line {i}\n") for i in range(6)], seen
 
 
