@@ -23,7 +23,7 @@ from .connection import Connection
 from .limits import RoomLimits
 from .redisbus import RedisBus
 from .registry import JoinRefused, RoomRegistry, RoomStore
-from .room import DemoLibrary, Room, RoomService, RoomTap
+from .room import DemoLibrary, RemoteService, Room, RoomService, RoomTap
 from .watermark import Watermark
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "LocalBus",
     "Person",
     "RedisBus",
+    "RemoteService",
     "Room",
     "RoomAccess",
     "RoomLimits",

@@ -33,6 +33,11 @@ class Kind(enum.IntEnum):
     HEAD = 3
     #: "Tell me the room's presence": a node that just loaded the room, or resubscribed.
     QUERY_AWARENESS = 4
+    #: A room's shared demo record (``rooms.sharedstate``); ``seq`` is its version.
+    STATE = 5
+    #: For a room service on the node that holds the thing (a run's input, a stop...):
+    #: ``body`` is ``[tag, payload]`` (``RemoteService``).
+    SERVICE = 6
 
 
 class Envelope(msgspec.Struct, array_like=True, frozen=True):
@@ -57,6 +62,10 @@ def encode(node: bytes, kind: Kind, seq: int, body: bytes) -> bytes:
 def decode(data: bytes) -> Envelope:
     """Raises msgspec.DecodeError / ValidationError on a foreign or corrupt message."""
     return _decoder.decode(data)
+
+
+class BusUnavailable(Exception):
+    """The bus could not be asked (Redis away): the caller goes on with this node alone."""
 
 
 class Listener(Protocol):
@@ -103,6 +112,16 @@ class Bus(Protocol):
         """ "ok", or why the bus is not working now (for /readyz)."""
         ...
 
+    async def load_state(self, room_id: str) -> tuple[int, bytes] | None:
+        """The room's shared record and its version (None: none yet); raises BusUnavailable."""
+        ...
+
+    async def swap_state(self, room_id: str, version: int, body: bytes) -> int | None:
+        """Store ``body`` as version ``version + 1`` if ``version`` is what is stored, and
+        publish it (``Kind.STATE``) in the same step; None when done, else the stored
+        version (someone else changed it first). Raises BusUnavailable."""
+        ...
+
 
 class LocalBus:
     """One process: rooms live only here, so there is nobody to tell."""
@@ -126,3 +145,9 @@ class LocalBus:
 
     async def check(self, timeout: float) -> str:
         return "ok"
+
+    async def load_state(self, room_id: str) -> tuple[int, bytes] | None:
+        return None
+
+    async def swap_state(self, room_id: str, version: int, body: bytes) -> int | None:
+        return None

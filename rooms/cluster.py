@@ -26,6 +26,7 @@ from crdt import awareness_message
 
 from . import metrics
 from .bus import Bus, Kind
+from .shareddemo import SharedDemo
 from .watermark import Watermark
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class RoomLink:
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self.closed = False
+        #: The room's demo, shared with the other nodes through a versioned record.
+        self.demo = SharedDemo(room, bus)
 
     # -- life cycle (the registry) ---------------------------------------------
 
@@ -97,6 +100,7 @@ class RoomLink:
 
     def close(self) -> None:
         self.closed = True
+        self.demo.close()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -141,6 +145,10 @@ class RoomLink:
             self.room.deliver_room(body)
         elif kind is Kind.HEAD:
             self.expect(seq)
+        elif kind is Kind.STATE:
+            self.demo.received(seq, body)
+        elif kind is Kind.SERVICE:
+            self.room.deliver_service(body)
         elif kind is Kind.QUERY_AWARENESS:
             states = self.room.awareness.encode_all()
             if states is not None:
@@ -159,6 +167,7 @@ class RoomLink:
             self._resync = True
             return
         self.publish(Kind.QUERY_AWARENESS, b"")
+        self.demo.resubscribed()
         if head is None:
             self._catch_up_now("resubscribe")
         else:  # a read of the log only if it went further than this node

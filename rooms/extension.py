@@ -366,6 +366,7 @@ ServerMessage = (
 )
 
 _decoder = msgspec.msgpack.Decoder(ClientMessage)
+_server_decoder = msgspec.msgpack.Decoder(ServerMessage)
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -384,6 +385,14 @@ def decode_client(body: bytes) -> ClientMessage:
 
 def encode_server(message: ServerMessage) -> bytes:
     return _encoder.encode(message)
+
+
+def decode_server(body: bytes) -> ServerMessage:
+    """A server message another node sent (for this node's recordings); raises ExtensionError."""
+    try:
+        return _server_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ExtensionError(f"invalid server message: {exc}") from exc
 
 
 def server_time_ms() -> float:

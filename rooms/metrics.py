@@ -88,3 +88,7 @@ BUS_DROPPED = Counter(
 BUS_CONNECTED = Gauge(
     "opencode_live_bus_connected", "1 while the bus subscription connection is up"
 )
+DEMO_SWAPS_LOST = Counter(
+    "opencode_live_demo_swaps_lost_total",
+    "Demo commands that found the shared demo changed by another node first (then redone)",
+)

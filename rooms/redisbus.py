@@ -33,6 +33,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 import redis.asyncio as redis
@@ -41,14 +42,30 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from . import metrics
-from .bus import Kind, Listener, decode, encode
+from .bus import BusUnavailable, Kind, Listener, decode, encode
 
 log = logging.getLogger("opencode_live.rooms")
 
 #: The log's last_seq of each room asked about (``store.Store.room_heads``).
 Heads = Callable[[list[str]], Awaitable[dict[str, int]]]
 
+_T = TypeVar("_T")
 _KIND_NAMES = {kind: kind.name.lower() for kind in Kind}
+
+#: Compare-and-swap of a room's shared record, published in the same step, so
+#: that every node sees the versions in the order Redis stored them.
+#: KEYS: record, channel. ARGV: expected version, body, envelope, ttl seconds.
+_SWAP = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if stored ~= tonumber(ARGV[1]) then return stored end
+redis.call('HSET', KEYS[1], 'v', stored + 1, 'body', ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+redis.call('PUBLISH', KEYS[2], ARGV[3])
+return -1
+"""
+#: A room's shared record outlives the nodes holding it by this much (a class
+#: coming back after a break finds its demo where it was), then it is dropped.
+STATE_TTL_SECONDS = 12 * 3600
 _REDIS_ERRORS = (redis.RedisError, OSError, TimeoutError)
 
 
@@ -104,6 +121,7 @@ class RedisBus:
         self.connected = False
         self.error = "not started"
         self._control = f"{prefix}bus".encode()
+        self._swap = self._publisher.register_script(_SWAP)
 
     def channel(self, room_id: str) -> bytes:
         return f"{self.prefix}room:{room_id}".encode()
@@ -145,6 +163,40 @@ class RedisBus:
         except (TimeoutError, *_REDIS_ERRORS) as exc:
             return f"unavailable: {type(exc).__name__}: {exc}"
         return "ok" if self.connected else f"resubscribing: {self.error}"
+
+    # -- shared room records ---------------------------------------------------
+
+    def state_key(self, room_id: str) -> str:
+        return f"{self.prefix}state:{room_id}"
+
+    async def _twice(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Once more on a dropped connection: after a Redis restart the pool's
+        connections are stale and the first command on each fails. (Safe for the
+        swap: a swap done whose reply was lost is found stored by the second try.)"""
+        try:
+            try:
+                return await call()
+            except (redis.ConnectionError, OSError):
+                return await call()
+        except _REDIS_ERRORS as exc:
+            raise BusUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def load_state(self, room_id: str) -> tuple[int, bytes] | None:
+        key = self.state_key(room_id)
+        version, body = await self._twice(lambda: self._publisher.hmget(key, ["v", "body"]))
+        if version is None or body is None:
+            return None
+        return int(version), bytes(body)
+
+    async def swap_state(self, room_id: str, version: int, body: bytes) -> int | None:
+        envelope = encode(self.node, Kind.STATE, version + 1, body)
+        keys = [self.state_key(room_id), self.channel(room_id)]
+        args = [version, body, envelope, STATE_TTL_SECONDS]
+        stored = await self._twice(lambda: self._swap(keys=keys, args=args))
+        if int(stored) < 0:
+            metrics.BUS_MESSAGES_OUT.labels(kind="state").inc()
+            return None
+        return int(stored)
 
     # -- rooms -----------------------------------------------------------------
 

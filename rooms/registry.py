@@ -180,6 +180,7 @@ class RoomRegistry:
             room.log_bytes = sum(len(u) for u in updates)
             if room.cluster is not None:
                 room.cluster.start(record.last_seq)
+                await room.cluster.demo.fetch()  # a joiner lands where the demo is
         except Exception as exc:
             log.exception("room load failed", extra={"room": room.id})
             metrics.ERRORS.labels(kind="room_load").inc()

@@ -12,9 +12,11 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import msgspec
 
 import demos
 from crdt import (
@@ -40,6 +42,7 @@ from .commit import GroupCommit
 from .connection import Connection
 from .framing import binary_frame
 from .limits import RoomLimits
+from .shareddemo import DemoChange
 
 if TYPE_CHECKING:
     from .cluster import RoomLink
@@ -79,6 +82,22 @@ class RoomService(Protocol):
         ...
 
 
+@runtime_checkable
+class RemoteService(Protocol):
+    """A room service whose work lives on one node but is asked for from any.
+
+    With several nodes, what a service holds (a run and its container) is on
+    the node that started it, while the people asking for it (typing into the
+    run, stopping it) may be on another; the asking node checks permissions and
+    sends ``payload`` over the bus (``Room.send_service``), and every other node
+    holding the room hands it to its service of the same ``remote_tag``.
+    """
+
+    remote_tag: str
+
+    def remote(self, room: Room, payload: bytes) -> None: ...
+
+
 class RoomTap(Protocol):
     """Sees what the room's people see, in order: a recording of the room listens here."""
 
@@ -108,6 +127,9 @@ class Compactor(Protocol):
 
     def compact(self, room_id: str, upto_seq: int, state: bytes) -> Awaitable[bool]: ...
 
+
+_service_encoder = msgspec.msgpack.Encoder()
+_service_decoder = msgspec.msgpack.Decoder(tuple[str, bytes])
 
 # Resolved once: a labels() lookup per message would be work on the hot path.
 _MESSAGES_IN = {kind: metrics.MESSAGES_IN.labels(kind=kind.name) for kind in MessageKind}
@@ -148,6 +170,7 @@ class Room:
         #: Features behind extension messages, by message type (``RoomService``).
         self.services: dict[type, RoomService] = {}
         self._every_service: dict[RoomService, None] = {}
+        self._remote: dict[str, RemoteService] = {}
         #: Listens to the room while it is being recorded.
         self.taps: list[RoomTap] = []
         #: Demos are looked up here when loaded; None: any id is accepted unchecked.
@@ -474,16 +497,59 @@ class Room:
                 f"this room; you are {who} and {conn.role.with_article} here",
             )
             return
-        if self._demo_waiting is not None:  # a load is looking the demo up: keep the order
+        if self._demo_waiting is not None:  # a command is waiting on something: keep the order
             self._demo_waiting.append((conn, msg))
             return
-        if msg.action in ("load", "copy"):
+        if self.cluster is not None or msg.action in ("load", "copy"):
+            # Loads and copies wait on the library; with other nodes, every command
+            # waits on the shared record.
             self._demo_waiting = []
-            work = self._load_demo(conn, msg.demo) if msg.action == "load" else self._copy(conn)
-            task = asyncio.get_running_loop().create_task(self._in_order(work))
+            task = asyncio.get_running_loop().create_task(
+                self._in_order(self._demo_command(conn, msg))
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
+        change = self._playback_change(conn, msg)
+        if change is not None:
+            self.adopt_demo(change)
+
+    async def _in_order(self, work: Awaitable[None]) -> None:
+        """Do a command that waits, then the commands that came in meanwhile."""
+        try:
+            await work
+        finally:
+            waiting, self._demo_waiting = self._demo_waiting or [], None
+            for index, (sender, msg) in enumerate(waiting):
+                if sender in self.connections:
+                    self._demo_control(sender, msg)
+                if self._demo_waiting is not None:  # another wait: it replays the rest
+                    self._demo_waiting.extend(waiting[index + 1 :])
+                    break
+
+    async def _demo_command(self, conn: Connection, msg: extension.DemoControl) -> None:
+        command: Callable[[], DemoChange | None] | None
+        if msg.action == "load":
+            command = await self._load_command(conn, msg.demo)
+        elif msg.action == "copy":
+            command = await self._copy_command(conn)
+        else:
+            command = partial(self._playback_change, conn, msg)
+        if command is None:
+            return
+        if self.cluster is None:
+            change = command()
+            if change is not None:
+                self.adopt_demo(change)
+        elif not await self.cluster.demo.commit(command):
+            self.notify(
+                conn,
+                "error",
+                "demo-busy",
+                "the demo kept changing on other nodes: look at where it is and try again",
+            )
+
+    def _playback_change(self, conn: Connection, msg: extension.DemoControl) -> DemoChange | None:
         try:
             state = demos.apply(
                 self.playback,
@@ -498,51 +564,41 @@ class Room:
             )
         except demos.PlaybackError as exc:
             self.notify(conn, "error", "bad-demo-command", str(exc))
-            return
+            return None
         if state.demo is None:
-            self.timeline = None
-            self.highlights = None
-        self._set_playback(state, conn.person.name)
+            return DemoChange(state, conn.person.name, None, None)
+        return DemoChange(state, conn.person.name, self.highlights, self.timeline)
 
-    async def _in_order(self, work: Awaitable[None]) -> None:
-        """Do a command that waits on the library, then the commands that came in meanwhile."""
-        try:
-            await work
-        finally:
-            waiting, self._demo_waiting = self._demo_waiting or [], None
-            for index, (sender, msg) in enumerate(waiting):
-                if sender in self.connections:
-                    self._demo_control(sender, msg)
-                if self._demo_waiting is not None:  # another load: it replays the rest
-                    self._demo_waiting.extend(waiting[index + 1 :])
-                    break
-
-    async def _load_demo(self, conn: Connection, demo_id: str | None) -> None:
-        """Look the demo up in the library (its steps, markers, length), then load it."""
+    async def _load_command(
+        self, conn: Connection, demo_id: str | None
+    ) -> Callable[[], DemoChange] | None:
+        """Look the demo up in the library (its steps, markers, length), to load it."""
         if not demo_id or len(demo_id) > 128:
             self.notify(conn, "error", "bad-demo-command", "load needs a demo id")
-            return
+            return None
         if self.library is None:
             self.notify(conn, "error", "unavailable", "this server has no demo library")
-            return
+            return None
         try:
             timeline = await self.library.timeline(demo_id)
         except Exception as exc:  # the store is down: say so, change nothing
             log.warning("demo lookup failed", extra={"room": self.id, "error": str(exc)})
             self.notify(conn, "error", "unavailable", f"the demo library cannot be read now: {exc}")
-            return
+            return None
         if timeline is None:
             self.notify(
                 conn, "error", "no-such-demo", f"there is no demo {demo_id!r} in the library"
             )
-            return
-        self.timeline = timeline
-        self.highlights = None
-        self._set_playback(demos.load_state(timeline, extension.server_time_ms()), conn.person.name)
-        for service in self._distinct_services():
-            service.demo_loaded(self)
+            return None
+        name = conn.person.name
 
-    async def _copy(self, conn: Connection) -> None:
+        def load() -> DemoChange:
+            state = demos.load_state(timeline, extension.server_time_ms())
+            return DemoChange(state, name, None, timeline, loads=True)
+
+        return load
+
+    async def _copy_command(self, conn: Connection) -> Callable[[], DemoChange | None] | None:
         """Put the demo's files at the room's position into the room, highlights anchored.
 
         So that the class can work on the code the demo has reached: the files
@@ -551,33 +607,35 @@ class Room:
         the step's highlights become Yjs relative positions in them, which
         follow the code as people edit it.
         """
+        if self.cluster is not None:
+            await self.cluster.demo.settled()
         state = self.playback
         if state.demo is None or self.library is None:
             self.notify(conn, "error", "bad-demo-command", "no demo is loaded in this room")
-            return
+            return None
         try:
             demo = await self.library.demo(state.demo)
         except Exception as exc:
             self.notify(conn, "error", "unavailable", f"the demo library cannot be read now: {exc}")
-            return
+            return None
         if demo is None:
             self.notify(conn, "error", "no-such-demo", f"demo {state.demo!r} left the library")
-            return
+            return None
         position = state.position_at(extension.server_time_ms())
         try:
             files, step = demos.workspace_at(demo, position)
         except demos.PlaybackError as exc:
             self.notify(conn, "error", "bad-demo-command", str(exc))
-            return
+            return None
         update = self.document.put_files(files)
         if update is not None:
             try:
                 await self.write(update, conn.person.user_id)
             except ConnectionError as exc:
                 self.notify(conn, "error", "not-saved", str(exc))
-                return
+                return None
         anchored = demos.anchor_highlights(self.document.files, step.highlights if step else [])
-        self.highlights = extension.DemoHighlights(
+        highlights = extension.DemoHighlights(
             demo=state.demo,
             step=step.id if step else None,
             items=[
@@ -585,22 +643,56 @@ class Room:
                 for a in anchored
             ],
         )
-        self.broadcast_room(self.highlights)
 
-    def _set_playback(self, state: demos.PlaybackState, by: str) -> None:
-        self.playback = state
-        self._playback_by = by
-        self.broadcast_room(self.demo_state())
+        def copied() -> DemoChange | None:
+            if self.playback.demo != highlights.demo:  # unloaded or replaced meanwhile
+                self.notify(conn, "error", "bad-demo-command", "the demo changed meanwhile")
+                return None
+            return DemoChange(self.playback, self._playback_by, highlights, self.timeline)
+
+        return copied
+
+    def adopt_demo(self, change: DemoChange) -> None:
+        """Show the room's demo as ``change`` has it (a command here, or another node's)."""
+        moved = change.state != self.playback or change.by != self._playback_by
+        # A copy's highlights are a new object, even when they are equal to the last ones.
+        copied = change.highlights is not None and change.highlights is not self.highlights
+        self.playback = change.state
+        self._playback_by = change.by
+        self.timeline = change.timeline
+        self.highlights = change.highlights
+        # Told here only: the other nodes have the record.
+        if moved:
+            self.broadcast_room(self.demo_state(), share=False)
+        if copied and change.highlights is not None:
+            self.broadcast_room(change.highlights, share=False)
+        if change.loads:
+            for service in self._distinct_services():
+                service.demo_loaded(self)
+
+    def set_timeline(self, timeline: demos.Timeline) -> None:
+        """The loaded demo's timeline, looked up after another node loaded it."""
+        self.timeline = timeline
+        for service in self._distinct_services():
+            service.demo_loaded(self)
+
+    @property
+    def playback_by(self) -> str:
+        """Who gave the last demo command."""
+        return self._playback_by
 
     def demo_state(self) -> extension.DemoState:
-        state = self.playback
+        return self.demo_state_of(self.playback, self._playback_by)
+
+    @staticmethod
+    def demo_state_of(state: demos.PlaybackState, by: str) -> extension.DemoState:
         return extension.DemoState(
             demo=state.demo,
             position=state.position,
             playing=state.playing,
             rate=state.rate,
             at=state.at,
-            by=self._playback_by,
+            by=by,
             kind=state.kind,
             duration=state.duration,
             mode=state.mode,
@@ -636,6 +728,15 @@ class Room:
             self.services[kind] = service
         # Told of joins and leaves even without messages of its own (pairing, demo watching).
         self._every_service[service] = None
+        if isinstance(service, RemoteService):
+            self._remote[service.remote_tag] = service
+
+    def send_service(self, tag: str, payload: bytes) -> bool:
+        """``payload`` for the service ``tag`` on the other nodes; False: there are none."""
+        if self.cluster is None:
+            return False
+        self.cluster.publish(Kind.SERVICE, _service_encoder.encode((tag, payload)))
+        return True
 
     def _send_room(self, conn: Connection, message: extension.ServerMessage) -> None:
         conn.send(room_message(extension.encode_server(message)))
@@ -645,14 +746,14 @@ class Room:
         if conn.extension:
             self._send_room(conn, message)
 
-    def broadcast_room(self, message: extension.ServerMessage) -> None:
+    def broadcast_room(self, message: extension.ServerMessage, *, share: bool = True) -> None:
         """One extension message to everyone here who speaks the channel, framed once
-        (and to the room's people on other nodes)."""
+        (and, with ``share``, to the room's people on other nodes)."""
         body = room_message(extension.encode_server(message))
         for tap in self.taps:
             tap.message(message)
         self._send_extension(binary_frame(body))
-        if self.cluster is not None:
+        if share and self.cluster is not None:
             self.cluster.publish(Kind.ROOM, body)
 
     def _send_extension(self, frame: bytes) -> None:
@@ -705,8 +806,28 @@ class Room:
                 tap.awareness(parsed.payload)
 
     def deliver_room(self, message: bytes) -> None:
-        """An extension broadcast from another node, to the opted-in people here."""
+        """An extension broadcast from another node, to the opted-in people here
+        (and to a recording made on this node)."""
         self._send_extension(binary_frame(message))
+        if self.taps:
+            try:
+                parsed = extension.decode_server(parse_frame(message)[0].payload)
+            except (ProtocolError, extension.ExtensionError, IndexError):
+                metrics.ERRORS.labels(kind="bad_bus_message").inc()
+                return
+            for tap in self.taps:
+                tap.message(parsed)
+
+    def deliver_service(self, body: bytes) -> None:
+        """A request for a service's work held here (``RemoteService``)."""
+        try:
+            tag, payload = _service_decoder.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            metrics.ERRORS.labels(kind="bad_bus_message").inc()
+            return
+        service = self._remote.get(tag)
+        if service is not None:
+            service.remote(self, payload)
 
     def notify(self, conn: Connection, level: str, code: str, text: str) -> None:
         """A notice on the extension channel; plain Yjs clients are not sent one."""
