@@ -38,6 +38,8 @@ class Kind(enum.IntEnum):
     #: For a room service on the node that holds the thing (a run's input, a stop...):
     #: ``body`` is ``[tag, payload]`` (``RemoteService``).
     SERVICE = 6
+    #: "The room's log is folded into a snapshot up to ``seq``": count rows anew.
+    COMPACTED = 7
 
 
 class Envelope(msgspec.Struct, array_like=True, frozen=True):

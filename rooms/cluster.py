@@ -120,6 +120,9 @@ class RoomLink:
     def publish(self, kind: Kind, body: bytes) -> None:
         self.bus.publish(self.room.id, kind, 0, body)
 
+    def publish_seq(self, kind: Kind, seq: int) -> None:
+        self.bus.publish(self.room.id, kind, seq, b"")
+
     # -- from the bus ----------------------------------------------------------
 
     def received(self, kind: Kind, seq: int, body: bytes) -> None:
@@ -145,6 +148,8 @@ class RoomLink:
             self.room.deliver_room(body)
         elif kind is Kind.HEAD:
             self.expect(seq)
+        elif kind is Kind.COMPACTED:
+            self.room.compacted_elsewhere(seq)
         elif kind is Kind.STATE:
             self.demo.received(seq, body)
         elif kind is Kind.SERVICE:

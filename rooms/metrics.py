@@ -92,3 +92,7 @@ DEMO_SWAPS_LOST = Counter(
     "opencode_live_demo_swaps_lost_total",
     "Demo commands that found the shared demo changed by another node first (then redone)",
 )
+COMPACTIONS_REDUNDANT = Counter(
+    "opencode_live_compactions_redundant_total",
+    "Compactions that found the log already folded as far by another node (work repeated)",
+)

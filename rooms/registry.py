@@ -21,13 +21,13 @@ from typing import Protocol
 from crdt import ProtocolError
 
 from . import metrics
-from .bus import Bus, LocalBus
+from .bus import Bus, Kind, LocalBus
 from .closecodes import CloseCode
 from .cluster import RoomLink, UpdateSource
 from .commit import GroupCommit
 from .connection import Connection
 from .limits import RoomLimits
-from .room import Compactor, DemoLibrary, Room, RoomService
+from .room import Compactor, DemoLibrary, Room, RoomService, service_message
 
 log = logging.getLogger("opencode_live.rooms")
 
@@ -97,6 +97,11 @@ class RoomRegistry:
             await room.drain()
             if room.cluster is not None:
                 room.cluster.close()
+
+    def tell_service(self, room_id: str, tag: str, payload: bytes) -> None:
+        """``payload`` for the service ``tag`` of the room on the other nodes
+        (``RemoteService``), whether or not this node holds the room."""
+        self.bus.publish(room_id, Kind.SERVICE, 0, service_message(tag, payload))
 
     def notify_all(self, level: str, code: str, text: str) -> None:
         """A notice to every opted-in client of every room."""

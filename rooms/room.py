@@ -131,6 +131,12 @@ class Compactor(Protocol):
 _service_encoder = msgspec.msgpack.Encoder()
 _service_decoder = msgspec.msgpack.Decoder(tuple[str, bytes])
 
+
+def service_message(tag: str, payload: bytes) -> bytes:
+    """The body of a ``Kind.SERVICE`` bus message for the service ``tag``."""
+    return _service_encoder.encode((tag, payload))
+
+
 # Resolved once: a labels() lookup per message would be work on the hot path.
 _MESSAGES_IN = {kind: metrics.MESSAGES_IN.labels(kind=kind.name) for kind in MessageKind}
 
@@ -406,12 +412,20 @@ class Room:
             self._settle_waiters = still
         if self.cluster is None:  # else the link moves it, once no seq before is missing
             self.last_seq = seq
-        self._grew(size)
+        self._grew(size, own=True)
 
-    def _grew(self, size: int) -> None:
-        """One more row in the log after the snapshot (from this node or another)."""
+    def _grew(self, size: int, *, own: bool = False) -> None:
+        """One more row in the log after the snapshot (from this node or another).
+
+        With several nodes, only the node whose own commit makes the log long
+        folds it (and tells the others, ``compacted_elsewhere``): every node
+        counts the same rows, and all of them encoding and writing the same
+        snapshot at once would repeat the work for nothing.
+        """
         self.log_rows += 1
         self.log_bytes += size
+        if not own and self.cluster is not None:
+            return
         if not self._compacting and self._log_is_long():
             self._compacting = True
             task = asyncio.get_running_loop().create_task(self._compact())
@@ -441,11 +455,14 @@ class Room:
                 if not await self.store.compact(self.id, upto, state):
                     if self.cluster is not None:
                         # Another node folded the log as far or further: start counting anew.
+                        metrics.COMPACTIONS_REDUNDANT.inc()
                         self.log_rows = self.log_bytes = 0
                     return
                 metrics.COMPACTIONS.inc()
                 self.log_rows -= rows
                 self.log_bytes -= size
+                if self.cluster is not None:
+                    self.cluster.publish_seq(Kind.COMPACTED, upto)
         except Exception:
             metrics.ERRORS.labels(kind="compaction").inc()
             log.exception("compaction failed", extra={"room": self.id})
@@ -735,7 +752,7 @@ class Room:
         """``payload`` for the service ``tag`` on the other nodes; False: there are none."""
         if self.cluster is None:
             return False
-        self.cluster.publish(Kind.SERVICE, _service_encoder.encode((tag, payload)))
+        self.cluster.publish(Kind.SERVICE, service_message(tag, payload))
         return True
 
     def _send_room(self, conn: Connection, message: extension.ServerMessage) -> None:
@@ -775,6 +792,11 @@ class Room:
         for tap in self.taps:
             tap.update(update)
         self.broadcast(sync_update(update))
+
+    def compacted_elsewhere(self, upto: int) -> None:
+        """Another node folded the log up to ``upto``: what is left is what came after."""
+        self.log_rows = max(0, self.last_seq - upto)
+        self.log_bytes = 0
 
     def deliver_state(self, state: bytes, tail_rows: int) -> None:
         """A snapshot read in a catch-up: what it adds goes out as one update."""

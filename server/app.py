@@ -56,6 +56,7 @@ from .progressfeed import FEED, ProgressFeed
 from .questions import QuestionService
 from .ratelimit import HourlyLimit
 from .recordings import RecordingService
+from .rolesync import ROLES, RoleSync
 from .roomsocket import RoomSockets
 from .runs import RunService
 
@@ -167,7 +168,8 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     questions = QuestionService(store, library, feed)
     pairing = PairingService(feed, lambda: registry.rooms.values() if registry is not None else ())
     watching = DemoWatchService(feed)
-    services: list[RoomService] = [runs, questions, recordings, pairing, watching]
+    app[ROLES] = roles = RoleSync(app[GATE])
+    services: list[RoomService] = [runs, questions, recordings, pairing, watching, roles]
     bus: Bus = LocalBus()
     if settings.redis_url:  # rooms shared with the other server processes on this Redis
         bus = RedisBus(

@@ -20,6 +20,7 @@ from .apiauth import IDENTITY, allowed_room, require_role
 from .auth import person_of
 from .errors import json_error, json_object, unavailable
 from .keys import GATE, REGISTRY, STORE
+from .rolesync import ROLES
 from .tokens import subject_uuid
 from .upgrade import ROOM_ID, ROOM_ID_RULE
 from .ws import check_room_id
@@ -271,22 +272,8 @@ async def remove_member(request: web.Request) -> web.Response:
 
 
 async def _refresh_roles(request: web.Request, room_id: str, only: uuid.UUID | None) -> None:
-    """Give connected people their new role in the room, or close them out (4403)."""
-    room = request.app[REGISTRY].rooms.get(room_id)
-    if room is None:
-        return
-    people = {
-        conn.person.user_id: conn.person
-        for conn in room.connections
-        if only is None or conn.person.user_id == only
-    }
-    gate = request.app[GATE]
-    for person in people.values():
-        try:
-            role = await gate.role_of(person, room_id)
-        except StoreUnavailable:
-            continue  # they keep their role until the next change or reconnect
-        room.set_role(person.user_id, role)
+    """Give connected people, on every node, their new role in the room, or close them out."""
+    await request.app[ROLES].changed(request.app[REGISTRY], room_id, only)
 
 
 def add_routes(app: web.Application) -> None:
