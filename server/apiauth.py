@@ -36,7 +36,7 @@ async def api_auth(request: web.Request, handler: Handler) -> web.StreamResponse
         identity = await gate.identify(token_from(request.query_string, request.headers.items()))
     except Refused as refused:
         raise refused_error(refused) from refused
-    too_many(request.app[API_LIMIT], identity, "API requests")
+    await spend_allowance(request.app[API_LIMIT], identity, "API requests")
     try:
         await gate.ensure_user(identity)  # first use of a token makes the user's row
     except StoreUnavailable as exc:
@@ -45,9 +45,15 @@ async def api_auth(request: web.Request, handler: Handler) -> web.StreamResponse
     return await handler(request)
 
 
-def too_many(limit: HourlyLimit, identity: Identity, what: str) -> None:
-    """429 with Retry-After when the person has used up this hour's allowance."""
-    wait = limit.hit(identity.user_uuid)
+async def spend_allowance(limit: HourlyLimit, identity: Identity, what: str) -> None:
+    """429 with Retry-After when the person has used up this hour's allowance.
+
+    Counted across the nodes when the limit is shared (``SharedHourlyLimit``).
+    """
+    _refuse(limit, await limit.spend(identity.user_uuid), what)
+
+
+def _refuse(limit: HourlyLimit, wait: float | None, what: str) -> None:
     if wait is None:
         return
     metrics.RATE_LIMITED.labels(limit=what).inc()

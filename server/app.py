@@ -59,6 +59,9 @@ from .recordings import RecordingService
 from .rolesync import ROLES, RoleSync
 from .roomsocket import RoomSockets
 from .runs import RunService
+from .runslots import RunSlots
+from .sharedlimit import SharedHourlyLimit
+from .sharedredis import SharedRedis, state_prefix
 
 log = logging.getLogger("opencode_live.server")
 
@@ -128,8 +131,22 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app[STORE] = store
     app[VERIFIER] = verifier = settings.token_verifier()
     app[GATE] = Gate(verifier, store)
-    app[API_LIMIT] = HourlyLimit(settings.api_requests_per_hour)
-    app[RUN_LIMIT] = run_limit = HourlyLimit(settings.runs_per_hour)
+    # With REDIS_URL, runs in flight and hourly allowances are shared by the nodes.
+    shared = (
+        SharedRedis(settings.redis_url, prefix=state_prefix(settings.bus_prefix))
+        if settings.redis_url
+        else None
+    )
+    app[API_LIMIT] = (
+        SharedHourlyLimit(shared, "api", settings.api_requests_per_hour)
+        if shared is not None
+        else HourlyLimit(settings.api_requests_per_hour)
+    )
+    app[RUN_LIMIT] = run_limit = (
+        SharedHourlyLimit(shared, "runs", settings.runs_per_hour)
+        if shared is not None
+        else HourlyLimit(settings.runs_per_hour)
+    )
     executor: Executor | RemoteExecutor
     if settings.run_queue == "redis":  # runs go to `opencode-live worker`s: no Docker here
         executor = RemoteExecutor(
@@ -146,7 +163,8 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
     app[FEED] = feed = ProgressFeed(
         store, lambda room_id: registry.rooms.get(room_id) if registry is not None else None
     )
-    app[RUNS] = runs = RunService(executor, run_limit, settings.run_limits(), feed)  # type: ignore[arg-type]
+    slots = RunSlots(shared) if shared is not None else None
+    app[RUNS] = runs = RunService(executor, run_limit, settings.run_limits(), feed, slots)  # type: ignore[arg-type]
     limits = settings.room_limits()
 
     def outage(exc: Exception) -> None:
@@ -244,6 +262,8 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         await registry.close(CloseCode.GOING_AWAY, "server shutting down")
         await bus.close()
         await runs.close()
+        if shared is not None:
+            await shared.close()
         await questions.close()
         await executor.close()
         # What was observed up to now goes to the ledger before the store closes.

@@ -2,7 +2,10 @@
 
 ``HourlyLimit`` is the generic cell rate algorithm (one timestamp per user): a
 user may spend the whole hour's allowance at once, then one request per
-``period / limit`` seconds, and a refusal says exactly when to retry.
+``period / limit`` seconds, and a refusal says exactly when to retry. It
+counts in this process; with several nodes, ``sharedlimit.SharedHourlyLimit``
+counts the same way in Redis. Callers that can wait use ``spend``, which both
+provide, so they need not know which one they hold.
 ``SocketBudget`` is a pair of token buckets (messages and bytes) a room socket
 spends from; it costs a few numbers per connection and no timer.
 """
@@ -41,6 +44,10 @@ class HourlyLimit:
         if len(self._tat) > PRUNE_AT:
             self._prune(now)
         return None
+
+    async def spend(self, key: Hashable) -> float | None:
+        """``hit`` now: the same signature as the shared limit's, which asks Redis."""
+        return self.hit(key)
 
     def remaining(self, key: Hashable, now: float | None = None) -> int:
         """Requests the key may still make right now."""

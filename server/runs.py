@@ -8,6 +8,14 @@ program's output is broadcast as ``run.output`` chunks as it is printed, then
 standard input or stop it. A run whose requester leaves an otherwise empty
 room is stopped after a short grace, so a page reload does not kill it.
 
+With several nodes (``REDIS_URL``), the one-run-per-room rule holds across
+them: the room's run slot lives in Redis (``runslots.RunSlots``), a joiner on
+any node is told of the run going on (read from the slot), and typing into or
+stopping a run held by another node is checked here and then forwarded to that
+node over the room's bus (this service is a ``rooms.RemoteService``). The
+hourly allowance is counted across nodes too when the limit is shared
+(``sharedlimit.SharedHourlyLimit``).
+
 A run that really ran (not one refused or that could not start) becomes a
 ``RunFinished`` progress event for its requester, keyed by the run's id, on
 the application's ``ProgressFeed``; starting one marks the requester active
@@ -21,7 +29,7 @@ import codecs
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -56,6 +64,7 @@ from rooms.extension import (
 
 from .progressfeed import ProgressFeed
 from .ratelimit import HourlyLimit, retry_after_header
+from .runslots import RunSlots
 
 log = logging.getLogger("opencode_live.server")
 
@@ -63,6 +72,11 @@ log = logging.getLogger("opencode_live.server")
 ORPHAN_GRACE_SECONDS = 3.0
 #: Longest wait for the room's pending updates to be stored before a run reads its files.
 SETTLE_SECONDS = 5.0
+
+#: What goes over the bus to the node holding a run: the asker's message as it came.
+RunCommand = RunInput | RunStop
+_command_encoder = msgspec.msgpack.Encoder()
+_command_decoder = msgspec.msgpack.Decoder(RunCommand)
 
 
 class RunRefused(Exception):
@@ -92,6 +106,8 @@ class RoomRun:
     orphan_timer: asyncio.TimerHandle | None = None
     #: For an HTTP request: the output, also kept to answer with (bounded by the run's cap).
     collected: list[tuple[str, str]] | None = None
+    #: Output that came before ``run.started`` went out (held so it never precedes it).
+    early: list[tuple[str, str]] | None = field(default_factory=list)
 
     def started_message(self) -> RunStarted:
         return RunStarted(
@@ -146,6 +162,8 @@ def result_json(result: Result) -> dict[str, object]:
 class RunService:
     #: The room messages this service takes (``rooms.RoomService``).
     messages: tuple[type, ...] = (RunRequest, RunInput, RunStop)
+    #: Its name for requests forwarded between nodes (``rooms.RemoteService``).
+    remote_tag = "run"
 
     def __init__(
         self,
@@ -153,15 +171,20 @@ class RunService:
         limit: HourlyLimit,
         limits: Limits,
         feed: ProgressFeed | None = None,
+        slots: RunSlots | None = None,
     ) -> None:
         self.executor = executor
         self.limit = limit
         self.limits = limits
         #: Where finished runs go as progress events (None: nowhere).
         self.feed = feed
-        #: Runs in flight, by room id: one per room.
+        #: The rooms' run slots shared by the nodes (None: this process alone).
+        self.slots = slots
+        #: Runs in flight on this node, by room id: one per room.
         self.running: dict[str, RoomRun] = {}
         self._tasks: set[asyncio.Task[object]] = set()
+        #: Per room, the last forwarding of input/stop: the next one waits for it (order).
+        self._forwarding: dict[str, asyncio.Task[object]] = {}
         self._languages: RunLanguages | None = None
 
     # -- rooms.RoomService ---------------------------------------------------
@@ -169,7 +192,7 @@ class RunService:
     def handle(self, room: Room, conn: Connection, msg: RunMessage) -> None:
         if isinstance(msg, RunRequest):
             try:
-                run = self.start(
+                run = self._reserve(
                     room,
                     conn.person,
                     can_run(conn.role),
@@ -183,29 +206,86 @@ class RunService:
             self._keep(run)
             return
         current = self.running.get(room.id)
+        if (current is None or current.id != msg.run) and self.slots is not None:
+            self._forward_in_order(room, conn, msg)  # perhaps held by another node
+            return
+        self._command(room, conn, current, msg)
+
+    def _command(
+        self, room: Room, conn: Connection, current: RoomRun | None, msg: RunCommand
+    ) -> None:
+        """Input or stop for a run on this node, from someone here."""
         if current is None or current.id != msg.run:
             room.notify(conn, "error", "no-such-run", f"run {msg.run!r} is not running here")
             return
-        if not can_run(conn.role):
-            room.notify(
-                conn,
-                "error",
-                "permission-denied",
-                f"typing into or stopping a run needs the editor role; you are "
-                f"{conn.role.with_article}",
-            )
+        if not self._may_command(room, conn):
             return
-        handle = current.handle
-        if handle is None:
+        if current.handle is None:
             room.notify(conn, "error", "no-such-run", "the run is still starting: try again")
             return
-        if isinstance(msg, RunInput):
-            if msg.data:
-                handle.send_input(msg.data.encode("utf-8"))
-            if msg.eof:
-                handle.close_input()
-        elif isinstance(msg, RunStop):
-            handle.stop()
+        _apply(current.handle, msg)
+
+    def _may_command(self, room: Room, conn: Connection) -> bool:
+        if can_run(conn.role):
+            return True
+        room.notify(
+            conn,
+            "error",
+            "permission-denied",
+            f"typing into or stopping a run needs the editor role; you are "
+            f"{conn.role.with_article}",
+        )
+        return False
+
+    # -- runs held by another node (``rooms.RemoteService``) -----------------
+
+    def _forward_in_order(self, room: Room, conn: Connection, msg: RunCommand) -> None:
+        """Forward after the room's previous forwarding: keystrokes must keep their order."""
+        previous = self._forwarding.get(room.id)
+        task = asyncio.get_running_loop().create_task(self._forward(previous, room, conn, msg))
+        self._forwarding[room.id] = task
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[object]) -> None:
+            self._tasks.discard(finished)
+            if self._forwarding.get(room.id) is finished:
+                del self._forwarding[room.id]
+
+        task.add_done_callback(done)
+
+    async def _forward(
+        self,
+        previous: asyncio.Task[object] | None,
+        room: Room,
+        conn: Connection,
+        msg: RunCommand,
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})
+        assert self.slots is not None
+        record = await self.slots.read(room.id)
+        current = self.running.get(room.id)
+        if record is None or record.run != msg.run or record.node == self.slots.node:
+            self._command(room, conn, current, msg)  # here after all, or nowhere
+            return
+        if not self._may_command(room, conn):
+            return
+        if record.started is None:
+            room.notify(conn, "error", "no-such-run", "the run is still starting: try again")
+            return
+        if not room.send_service(self.remote_tag, _command_encoder.encode(msg)):
+            room.notify(conn, "error", "no-such-run", f"run {msg.run!r} is not running here")
+
+    def remote(self, room: Room, payload: bytes) -> None:
+        """Input or stop from another node, checked there, for a run that may be here."""
+        try:
+            msg = _command_decoder.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            metrics.ERRORS.labels(kind="bad_bus_message").inc()
+            return
+        current = self.running.get(room.id)
+        if current is not None and current.id == msg.run and current.handle is not None:
+            _apply(current.handle, msg)
 
     def greet(self, room: Room, conn: Connection) -> None:
         room.send_room(conn, self.languages_message())
@@ -215,6 +295,21 @@ class RunService:
             if current.orphan_timer is not None:  # someone is watching again
                 current.orphan_timer.cancel()
                 current.orphan_timer = None
+        elif self.slots is not None and conn.extension:
+            self._spawn(self._greet_remote(room, conn))
+
+    async def _greet_remote(self, room: Room, conn: Connection) -> None:
+        """A joiner here, a run on another node: tell them, if it still goes on."""
+        assert self.slots is not None
+        record = await self.slots.read(room.id)
+        if (
+            record is not None
+            and record.started is not None
+            and record.node != self.slots.node
+            and conn in room.connections
+            and room.id not in self.running
+        ):
+            room.send_room(conn, record.started)
 
     def languages_message(self) -> RunLanguages:
         """The language specs as the page needs them (built once: specs load at start)."""
@@ -251,26 +346,15 @@ class RunService:
     # -- starting -----------------------------------------------------------
 
     def check(self, room_id: str, person: Person, allowed: bool) -> None:
-        """Everything that can refuse a run before any work is done."""
+        """What can refuse a run at once, on this node (``_claim`` asks the other nodes)."""
         if not allowed:
             raise RunRefused("permission-denied", "running this room's code needs the editor role")
         if not self.executor.available:
             raise RunRefused("runs-unavailable", f"runs are unavailable: {self.executor.reason}")
         if room_id in self.running:
-            raise RunRefused(
-                "run-busy", "a run is already going in this room: wait for it or stop it"
-            )
-        wait = self.limit.hit(person.user_id)
-        if wait is not None:
-            metrics.RATE_LIMITED.labels(limit="runs").inc()
-            raise RunRefused(
-                "rate-limited",
-                f"rate limit: {self.limit.limit} runs per hour per user; retry in "
-                f"{retry_after_header(wait)} s",
-                retry_after=wait,
-            )
+            raise _busy()
 
-    def start(
+    async def start(
         self,
         room: Room,
         person: Person,
@@ -280,7 +364,23 @@ class RunService:
         entry: str | None = None,
         stdin: str = "",
     ) -> RoomRun:
-        """Reserve the room's run slot and return the run; the caller awaits ``execute``."""
+        """Reserve the room's run slot (on every node), count the run against the
+        person's allowance, and return the run; the caller awaits ``execute``."""
+        run = self._reserve(room, person, allowed, requester=requester, entry=entry, stdin=stdin)
+        await self._claim(run)
+        return run
+
+    def _reserve(
+        self,
+        room: Room,
+        person: Person,
+        allowed: bool,
+        *,
+        requester: Connection | None,
+        entry: str | None,
+        stdin: str,
+    ) -> RoomRun:
+        """The slot on this node, taken before the first await (so no second run here)."""
         self.check(room.id, person, allowed)
         run = RoomRun(
             id=secrets.token_urlsafe(8),
@@ -294,6 +394,32 @@ class RunService:
         run.stdin = stdin
         self.running[room.id] = run  # reserved before the first await
         return run
+
+    async def _claim(self, run: RoomRun) -> None:
+        """The shared slot, then the allowance; on refusal, both are given back."""
+        room_id = run.room.id
+        try:
+            if self.slots is not None and not await self.slots.take(room_id, run.id):
+                raise _busy()
+            wait = await self.limit.spend(run.by.user_id)
+            if wait is not None:
+                metrics.RATE_LIMITED.labels(limit="runs").inc()
+                raise RunRefused(
+                    "rate-limited",
+                    f"rate limit: {self.limit.limit} runs per hour per user; retry in "
+                    f"{retry_after_header(wait)} s",
+                    retry_after=wait,
+                )
+        except BaseException:
+            await self._free(run)
+            raise
+
+    async def _free(self, run: RoomRun) -> None:
+        """The run is over (or never began): the room may run again, here and elsewhere."""
+        if self.running.get(run.room.id) is run:
+            del self.running[run.room.id]
+        if self.slots is not None:
+            await self.slots.release(run.room.id, run.id)
 
     async def _job(self, run: RoomRun) -> Job:
         """The room's files as they are once what was typed before "Run" is stored."""
@@ -310,7 +436,10 @@ class RunService:
         )
 
     def _keep(self, run: RoomRun) -> None:
-        task = asyncio.get_running_loop().create_task(self._execute_for(run))
+        self._spawn(self._execute_for(run))
+
+    def _spawn(self, work: Coroutine[object, object, object]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -323,22 +452,31 @@ class RunService:
         started = time.perf_counter()
         try:
             job = await self._job(run)
-        except RunRefused:
-            self.running.pop(room.id, None)
+        except BaseException:
+            await self._free(run)
             raise
         try:
             handle = await self.executor.start_run(
                 job, owner=str(run.by.user_id), on_output=self._output(run)
             )
         except (ExecutorError, JobError) as exc:
-            self.running.pop(room.id, None)
+            await self._free(run)
             code = "bad-run-request" if isinstance(exc, JobError) else "runs-unavailable"
             if run.requester is not None:
                 room.notify(run.requester, "error", code, str(exc))
             return None, str(exc)
+        except BaseException:
+            await self._free(run)
+            raise
         run.handle = handle
         room.last_active[run.by.user_id] = time.monotonic()
-        room.broadcast_room(run.started_message())
+        announcement = run.started_message()
+        if self.slots is not None:  # joiners on other nodes read it from now on
+            await self.slots.announce(room.id, announcement)
+        room.broadcast_room(announcement)
+        early, run.early = run.early or [], None
+        for stream, text in early:
+            self._send_output(run, stream, text)
         if run.orphan_timer is None and run.requester is not None and not room.connections:
             self.left(room, run.requester)  # the requester left while it was starting
         log.info(
@@ -348,9 +486,10 @@ class RunService:
         try:
             result = await handle.wait()
         finally:
-            self.running.pop(room.id, None)
             if run.orphan_timer is not None:
                 run.orphan_timer.cancel()
+            # Freed before run.exit goes out: whoever saw the exit finds the room free.
+            await self._free(run)
         self._flush_decoders(run)
         room.broadcast_room(msgspec.convert({"run": run.id, **result_json(result)}, RunExit))
         if self.feed is not None:
@@ -379,6 +518,7 @@ class RunService:
     async def _execute_for(self, run: RoomRun) -> None:
         """A run asked for on the socket: refusals go back to whoever asked."""
         try:
+            await self._claim(run)
             await self.execute(run)
         except RunRefused as refused:
             if run.requester is not None:
@@ -398,6 +538,9 @@ class RunService:
         return on_output
 
     def _send_output(self, run: RoomRun, stream: str, text: str) -> None:
+        if run.early is not None:  # run.started is not out yet
+            run.early.append((stream, text))
+            return
         if run.collected is not None:
             run.collected.append((stream, text))
         run.room.broadcast_room(
@@ -417,3 +560,19 @@ class RunService:
                 run.handle.stop()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
+        if self.slots is not None:
+            await self.slots.close()
+
+
+def _busy() -> RunRefused:
+    return RunRefused("run-busy", "a run is already going in this room: wait for it or stop it")
+
+
+def _apply(handle: Run, msg: RunCommand) -> None:
+    if isinstance(msg, RunInput):
+        if msg.data:
+            handle.send_input(msg.data.encode("utf-8"))
+        if msg.eof:
+            handle.close_input()
+    else:
+        handle.stop()

@@ -10,7 +10,7 @@ from executor import ExecutorError, Job, JobError
 from rooms import JoinRefused, RoomRole, metrics
 
 from .api import check_path
-from .apiauth import IDENTITY, allowed_room, too_many
+from .apiauth import IDENTITY, allowed_room, spend_allowance
 from .auth import person_of
 from .errors import json_error, json_object
 from .keys import REGISTRY, RUN_LIMIT, RUNS, SETTINGS
@@ -64,7 +64,9 @@ async def room_run(request: web.Request) -> web.Response:
     try:
         async with request.app[REGISTRY].hold(room_id) as room:
             try:
-                run = service.start(room, person, True, requester=None, entry=entry, stdin=stdin)
+                run = await service.start(
+                    room, person, True, requester=None, entry=entry, stdin=stdin
+                )
             except RunRefused as refused:
                 raise _refused(refused) from refused
             run.collected = []
@@ -116,7 +118,7 @@ async def standalone_run(request: web.Request) -> web.Response:
         raise json_error(
             web.HTTPServiceUnavailable, f"runs are unavailable: {service.executor.reason}"
         )
-    too_many(request.app[RUN_LIMIT], identity, "runs")
+    await spend_allowance(request.app[RUN_LIMIT], identity, "runs")
     job = Job(
         language=language,
         files=files,

@@ -34,7 +34,7 @@ from rooms.extension import ProgressAward
 from store import StoreUnavailable
 
 from .api import check_path
-from .apiauth import IDENTITY, too_many
+from .apiauth import IDENTITY, spend_allowance
 from .errors import json_error, read_body, unavailable
 from .keys import REGISTRY, RUN_LIMIT, RUNS, SETTINGS, STORE
 from .learnersapi import iso, may_see, visible_user
@@ -164,7 +164,7 @@ async def submit(request: web.Request) -> web.Response:
         raise json_error(
             web.HTTPServiceUnavailable, f"runs are unavailable: {service.executor.reason}"
         )
-    too_many(request.app[RUN_LIMIT], identity, "runs")
+    await spend_allowance(request.app[RUN_LIMIT], identity, "runs")
     job = Job(language=exercise["language"], files=files, tests=tests, limits=service.limits)
     started = time.perf_counter()
     try:

@@ -52,3 +52,12 @@ def test_socket_budget_spends_messages_and_bytes_and_refills_with_time():
     assert fresh.spend(250, now=0.0) is None
     assert "bytes per second" in (fresh.spend(100, now=0.0) or "")
     assert fresh.spend(100, now=1.0) is None
+
+
+async def test_spend_is_hit_for_callers_that_also_take_a_shared_limit():
+    limit = HourlyLimit(2, period=3600)
+    assert await limit.spend("u") is None
+    assert await limit.spend("u") is None
+    wait = await limit.spend("u")
+    assert wait is not None and 1799 < wait <= 1800
+    assert limit.hit("u") is not None  # the same count
