@@ -114,6 +114,14 @@ class Bus(Protocol):
         """ "ok", or why the bus is not working now (for /readyz)."""
         ...
 
+    def count(self, room_id: str, connections: int) -> None:
+        """This node's number of connections to the room now (for ``headcounts``)."""
+        ...
+
+    async def headcounts(self, room_ids: list[str]) -> dict[str, int]:
+        """Connections to each room on the other nodes; raises BusUnavailable."""
+        ...
+
     async def load_state(self, room_id: str) -> tuple[int, bytes] | None:
         """The room's shared record and its version (None: none yet); raises BusUnavailable."""
         ...
@@ -147,6 +155,12 @@ class LocalBus:
 
     async def check(self, timeout: float) -> str:
         return "ok"
+
+    def count(self, room_id: str, connections: int) -> None:
+        return None
+
+    async def headcounts(self, room_ids: list[str]) -> dict[str, int]:
+        return {}
 
     async def load_state(self, room_id: str) -> tuple[int, bytes] | None:
         return None

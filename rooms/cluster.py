@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from crdt import awareness_message
 
 from . import metrics
-from .bus import Bus, Kind
+from .bus import Bus, BusUnavailable, Kind
 from .shareddemo import SharedDemo
 from .watermark import Watermark
 
@@ -119,6 +119,14 @@ class RoomLink:
 
     def publish(self, kind: Kind, body: bytes) -> None:
         self.bus.publish(self.room.id, kind, 0, body)
+
+    async def elsewhere(self) -> int:
+        """Connections to the room on the other nodes (0 when the bus cannot say)."""
+        try:
+            counts = await asyncio.wait_for(self.bus.headcounts([self.room.id]), 1.0)
+        except (BusUnavailable, TimeoutError):
+            return 0
+        return counts.get(self.room.id, 0)
 
     def publish_seq(self, kind: Kind, seq: int) -> None:
         self.bus.publish(self.room.id, kind, seq, b"")

@@ -66,6 +66,10 @@ return -1
 #: A room's shared record outlives the nodes holding it by this much (a class
 #: coming back after a break finds its demo where it was), then it is dropped.
 STATE_TTL_SECONDS = 12 * 3600
+#: A node's count of a room's connections is renewed this often, and stops
+#: counting this long after it was written (a killed node's people drop out).
+COUNT_RENEW_SECONDS = 5.0
+COUNT_VALID_SECONDS = 15.0
 _REDIS_ERRORS = (redis.RedisError, OSError, TimeoutError)
 
 
@@ -122,6 +126,10 @@ class RedisBus:
         self.error = "not started"
         self._control = f"{prefix}bus".encode()
         self._swap = self._publisher.register_script(_SWAP)
+        #: This node's connections per room, and the rooms whose count changed.
+        self._counts: dict[str, int] = {}
+        self._counts_changed: set[str] = set()
+        self._count_wakeup = asyncio.Event()
 
     def channel(self, room_id: str) -> bytes:
         return f"{self.prefix}room:{room_id}".encode()
@@ -130,7 +138,11 @@ class RedisBus:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._receive()), loop.create_task(self._send())]
+        self._tasks = [
+            loop.create_task(self._receive()),
+            loop.create_task(self._send()),
+            loop.create_task(self._keep_counts()),
+        ]
         if self._heads is not None and self._check_seconds > 0:
             self._tasks.append(loop.create_task(self._check_heads()))
 
@@ -144,6 +156,13 @@ class RedisBus:
         if self.connected:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout)
+        if self._counts and self.connected:  # this node's people leave the counts now
+            with contextlib.suppress(*_REDIS_ERRORS):
+                me = self.node.hex()
+                async with self._publisher.pipeline(transaction=False) as pipe:
+                    for room_id in self._counts:
+                        pipe.hdel(self.people_key(room_id), me)
+                    await asyncio.wait_for(pipe.execute(), timeout)
         for task in [*self._tasks, *self._side_tasks]:
             task.cancel()
         for task in [*self._tasks, *self._side_tasks]:
@@ -163,6 +182,72 @@ class RedisBus:
         except (TimeoutError, *_REDIS_ERRORS) as exc:
             return f"unavailable: {type(exc).__name__}: {exc}"
         return "ok" if self.connected else f"resubscribing: {self.error}"
+
+    # -- head counts -------------------------------------------------------------
+
+    def people_key(self, room_id: str) -> str:
+        return f"{self.prefix}people:{room_id}"
+
+    def count(self, room_id: str, connections: int) -> None:
+        self._counts[room_id] = connections
+        self._counts_changed.add(room_id)
+        self._count_wakeup.set()
+
+    async def headcounts(self, room_ids: list[str]) -> dict[str, int]:
+        """Each node's count is ``"<connections> <valid until>"`` in the room's hash:
+        a node that died stops renewing, and its count stops counting."""
+        if not room_ids:
+            return {}
+
+        async def read() -> list[dict[bytes, bytes]]:
+            async with self._publisher.pipeline(transaction=False) as pipe:
+                for room_id in room_ids:
+                    pipe.hgetall(self.people_key(room_id))
+                return await pipe.execute()
+
+        replies = await self._twice(read)
+        now = time.time()
+        me = self.node.hex().encode()
+        totals: dict[str, int] = {}
+        for room_id, fields in zip(room_ids, replies, strict=True):
+            total = 0
+            for node, value in fields.items():
+                count, _, until = value.partition(b" ")
+                if node != me and float(until or 0) > now:
+                    total += int(count)
+            totals[room_id] = total
+        return totals
+
+    async def _keep_counts(self) -> None:
+        """Write changed counts at once, and every count again before it lapses."""
+        me = self.node.hex()
+        renewed = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._count_wakeup.wait(), COUNT_RENEW_SECONDS)
+            self._count_wakeup.clear()
+            if time.monotonic() - renewed >= COUNT_RENEW_SECONDS:
+                self._counts_changed.update(self._counts)
+                renewed = time.monotonic()
+            changed, self._counts_changed = self._counts_changed, set()
+            if not changed:
+                continue
+            until = time.time() + COUNT_VALID_SECONDS
+            try:
+                async with self._publisher.pipeline(transaction=False) as pipe:
+                    for room_id in changed:
+                        key = self.people_key(room_id)
+                        count = self._counts.get(room_id, 0)
+                        if count > 0:
+                            pipe.hset(key, me, f"{count} {until:.3f}")
+                            pipe.expire(key, int(COUNT_VALID_SECONDS * 2))
+                        else:
+                            pipe.hdel(key, me)
+                            self._counts.pop(room_id, None)
+                    await pipe.execute()
+            except _REDIS_ERRORS:
+                self._counts_changed |= changed  # written when Redis answers again
+                await asyncio.sleep(1.0)
 
     # -- shared room records ---------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import Protocol
 from crdt import ProtocolError
 
 from . import metrics
-from .bus import Bus, Kind, LocalBus
+from .bus import Bus, BusUnavailable, Kind, LocalBus
 from .closecodes import CloseCode
 from .cluster import RoomLink, UpdateSource
 from .commit import GroupCommit
@@ -114,6 +114,7 @@ class RoomRegistry:
         room = await self._acquire(room_id, connection=True)
         room.joining -= 1
         room.join(conn)
+        self.bus.count(room.id, len(room.connections))
         return room
 
     @contextlib.asynccontextmanager
@@ -136,6 +137,7 @@ class RoomRegistry:
             for service in self.services:
                 room.add_service(service)
             room.library = self.library
+            room.on_released = self._maybe_unload
             if self.bus.shared:
                 room.cluster = RoomLink(room, self.bus, self._update_source())
             self.rooms[room_id] = room
@@ -158,7 +160,20 @@ class RoomRegistry:
 
     def leave(self, room: Room, conn: Connection) -> None:
         room.leave(conn)
+        self.bus.count(room.id, len(room.connections))
         self._maybe_unload(room)
+
+    async def headcounts(self, room_ids: list[str], timeout: float = 1.0) -> dict[str, int]:
+        """Connections to each room on every node (this node's alone when the bus
+        cannot say: a listing is better slightly low than late)."""
+        here = {r: len(self.rooms[r].connections) if r in self.rooms else 0 for r in room_ids}
+        if not self.bus.shared:
+            return here
+        try:
+            elsewhere = await asyncio.wait_for(self.bus.headcounts(room_ids), timeout)
+        except (BusUnavailable, TimeoutError):
+            return here
+        return {r: here[r] + elsewhere.get(r, 0) for r in room_ids}
 
     def _update_source(self) -> UpdateSource:
         store = self.store
@@ -199,7 +214,7 @@ class RoomRegistry:
         room.loaded.set_result(None)
 
     def _maybe_unload(self, room: Room) -> None:
-        if room.connections or room.joining or self.rooms.get(room.id) is not room:
+        if room.connections or room.joining or room.kept or self.rooms.get(room.id) is not room:
             return
         self._cancel_unload(room.id)
         loop = asyncio.get_running_loop()
@@ -214,7 +229,7 @@ class RoomRegistry:
 
     def _unload(self, room: Room) -> None:
         self._unload_timers.pop(room.id, None)
-        if room.connections or room.joining or self.rooms.get(room.id) is not room:
+        if room.connections or room.joining or room.kept or self.rooms.get(room.id) is not room:
             return
         if room.uncommitted:
             # Its updates are still on their way to the log (the database may

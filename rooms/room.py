@@ -172,6 +172,10 @@ class Room:
         self.loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         #: Connections that asked to join while the room was loading.
         self.joining = 0
+        #: Work that keeps the room loaded without a connection here (``keep``).
+        self.kept = 0
+        #: Told when the last ``keep`` is released (the registry may unload the room).
+        self.on_released: Callable[[Room], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         #: Features behind extension messages, by message type (``RoomService``).
         self.services: dict[type, RoomService] = {}
@@ -211,6 +215,27 @@ class Room:
             conn.send(awareness_message(states))
         if conn.extension:
             self._send_hello(conn)
+
+    def keep(self) -> Callable[[], None]:
+        """Keep the room loaded until the returned function is called.
+
+        For work held on this node that people on other nodes follow (a run, a
+        recording): without it, the room would be unloaded when its last
+        connection here leaves, and with it the room's link to the others.
+        """
+        self.kept += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self.kept -= 1
+            if self.kept == 0 and self.on_released is not None:
+                self.on_released(self)
+
+        return release
 
     def leave(self, conn: Connection) -> None:
         if conn not in self.connections:

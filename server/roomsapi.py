@@ -38,15 +38,17 @@ def _room_json(room: RoomInfo, role: RoomRole | None, live: tuple[bool, int]) ->
         "cohort": room.cohort,
         "created_at": room.created_at.isoformat(),
         "role": role.label if role is not None else None,
-        # whether this process holds the room in memory, and its connections here
+        # whether this process holds the room in memory, and its connections (every node)
         "loaded": live[0],
         "connections": live[1],
     }
 
 
-def _live(request: web.Request, room_id: str) -> tuple[bool, int]:
-    room = request.app[REGISTRY].rooms.get(room_id)
-    return (True, len(room.connections)) if room is not None else (False, 0)
+async def _live(request: web.Request, room_ids: list[str]) -> dict[str, tuple[bool, int]]:
+    """Per room: whether this process holds it, and its connections on every node."""
+    registry = request.app[REGISTRY]
+    counts = await registry.headcounts(room_ids)
+    return {r: (r in registry.rooms, counts[r]) for r in room_ids}
 
 
 def _checked_rules(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -102,14 +104,16 @@ async def list_rooms(request: web.Request) -> web.Response:
         )
     except StoreUnavailable as exc:
         raise unavailable(exc) from exc
-    rooms = []
+    visible = []
     for info, member_role in found:
         if identity.room is not None and info.id != identity.room:
             continue
         standing = RoomStanding(info.owner, info.visibility, info.cohort, member_role)
         role = room_role(person, standing)
         if role is not RoomRole.NONE:
-            rooms.append(_room_json(info, role, _live(request, info.id)))
+            visible.append((info, role))
+    live = await _live(request, [info.id for info, _ in visible])
+    rooms = [_room_json(info, role, live[info.id]) for info, role in visible]
     return web.json_response({"rooms": rooms})
 
 
@@ -157,7 +161,7 @@ async def get_room(request: web.Request) -> web.Response:
         raise unavailable(exc) from exc
     if room is None:
         raise json_error(web.HTTPNotFound, f"no room {room_id!r}")
-    return web.json_response(_room_json(room, role, _live(request, room_id)))
+    return web.json_response(_room_json(room, role, (await _live(request, [room_id]))[room_id]))
 
 
 async def _managed_room(request: web.Request, doing: str) -> tuple[str, RoomRole]:
@@ -197,7 +201,7 @@ async def update_room(request: web.Request) -> web.Response:
     if room is None:
         raise json_error(web.HTTPNotFound, f"no room {room_id!r}")
     await _refresh_roles(request, room_id, None)
-    return web.json_response(_room_json(room, role, _live(request, room_id)))
+    return web.json_response(_room_json(room, role, (await _live(request, [room_id]))[room_id]))
 
 
 async def list_members(request: web.Request) -> web.Response:

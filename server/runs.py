@@ -6,7 +6,9 @@ allowance), the room's current files become an ``executor.Job``, and the
 program's output is broadcast as ``run.output`` chunks as it is printed, then
 ``run.exit``. Anyone who may edit the room can type into the program's
 standard input or stop it. A run whose requester leaves an otherwise empty
-room is stopped after a short grace, so a page reload does not kill it.
+room is stopped after a short grace, so a page reload does not kill it (with
+several nodes, only when nobody is in the room on any node; the run's node keeps
+the room loaded meanwhile).
 
 With several nodes (``REDIS_URL``), the one-run-per-room rule holds across
 them: the room's run slot lives in Redis (``runslots.RunSlots``), a joiner on
@@ -106,6 +108,8 @@ class RoomRun:
     orphan_timer: asyncio.TimerHandle | None = None
     #: For an HTTP request: the output, also kept to answer with (bounded by the run's cap).
     collected: list[tuple[str, str]] | None = None
+    #: Lets the room be unloaded again (``Room.keep``), once the run is over.
+    release_room: Callable[[], None] | None = None
     #: Output that came before ``run.started`` went out (held so it never precedes it).
     early: list[tuple[str, str]] | None = field(default_factory=list)
 
@@ -338,10 +342,28 @@ class RunService:
 
     def _orphaned(self, run: RoomRun) -> None:
         run.orphan_timer = None
-        if self.running.get(run.room.id) is run and not run.room.connections:
-            log.info("run stopped: nobody watching", extra={"room": run.room.id, "run": run.id})
-            if run.handle is not None:
-                run.handle.stop()
+        if self.running.get(run.room.id) is not run or run.room.connections:
+            return
+        if run.room.cluster is not None:  # nobody here; perhaps someone on another node
+            self._spawn(self._orphaned_here(run))
+            return
+        self._stop_orphan(run)
+
+    async def _orphaned_here(self, run: RoomRun) -> None:
+        assert run.room.cluster is not None
+        watching = await run.room.cluster.elsewhere()
+        if self.running.get(run.room.id) is not run or run.room.connections:
+            return
+        if watching:  # look again later: they may leave too
+            loop = asyncio.get_running_loop()
+            run.orphan_timer = loop.call_later(ORPHAN_GRACE_SECONDS, self._orphaned, run)
+            return
+        self._stop_orphan(run)
+
+    def _stop_orphan(self, run: RoomRun) -> None:
+        log.info("run stopped: nobody watching", extra={"room": run.room.id, "run": run.id})
+        if run.handle is not None:
+            run.handle.stop()
 
     # -- starting -----------------------------------------------------------
 
@@ -393,6 +415,8 @@ class RunService:
         )
         run.stdin = stdin
         self.running[room.id] = run  # reserved before the first await
+        # Loaded while it goes, even with nobody here: its watchers may be on other nodes.
+        run.release_room = room.keep()
         return run
 
     async def _claim(self, run: RoomRun) -> None:
@@ -418,6 +442,8 @@ class RunService:
         """The run is over (or never began): the room may run again, here and elsewhere."""
         if self.running.get(run.room.id) is run:
             del self.running[run.room.id]
+        if run.release_room is not None:
+            run.release_room()
         if self.slots is not None:
             await self.slots.release(run.room.id, run.id)
 

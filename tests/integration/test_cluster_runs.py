@@ -20,6 +20,7 @@ from tests.conftest import Tokens
 from tests.integration.test_cluster import (  # noqa: F401
     SHARED_REDIS,
     bus_prefix,
+    eventually,
     metric,
     py_clients,
     session,
@@ -190,3 +191,81 @@ async def test_api_requests_per_hour_are_counted_once_for_all_nodes(
             assert 0 < int(r.headers["Retry-After"]) <= 900
     async with session.get(f"{nodes[2].http}/api/me", headers=tokens.auth(user_id="bob")) as r:
         assert r.status == 200
+
+
+@pytest.mark.usefixtures("docker_engine")
+async def test_a_run_goes_on_while_someone_on_another_node_watches(
+    server_factory,
+    bus_prefix,  # noqa: F811
+    tokens,
+    session,  # noqa: F811
+):
+    """The requester leaves node 0 empty; a viewer on node 1 still sees the whole run.
+
+    On one node, a run whose requester leaves an empty room is stopped after a
+    grace of 3 s; here the room is not empty, its viewer is on another node, so
+    the run (longer than the grace) finishes, and its node keeps the room meanwhile.
+    """
+    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2, *RUN_FLAGS)
+    room = "cluster-watched"
+    await _public_room(session, nodes[0].http, tokens, room)
+    lines = "".join(f"line {i}\n" for i in range(12))
+    program = (
+        "import time\n"
+        "for i in range(12):\n"
+        "    print(f'line {i}', flush=True)\n"
+        "    time.sleep(0.5)\n"
+    )
+    async with py_clients() as open_py:
+        owner = await open_py(f"{nodes[0].ws}/rooms/{room}?ext=1&token={tokens.token(**OWNER)}")
+        viewer = await open_py(f"{nodes[1].ws}/rooms/{room}?ext=1&token={tokens.token(**VIEWER)}")
+        owner.edit(lambda f: f.__setitem__("main.py", Text(program)))
+        await owner.send_room({"type": "run"})
+        await soon(lambda: _of(viewer, "run.started"), timeout=20, what="the run to start")
+        run = _of(viewer, "run.started")[0]["run"]
+        await soon(lambda: "line 0" in _stdout(viewer, run), what="the first line on node 1")
+        await owner.close()
+        await soon(lambda: _of(viewer, "run.exit", run), timeout=30, what="run.exit on node 1")
+        assert _of(viewer, "run.exit", run)[0]["status"] == "ok"
+        assert _stdout(viewer, run) == lines
+
+
+async def test_room_listings_count_connections_on_every_node(
+    server_factory,
+    bus_prefix,  # noqa: F811
+    tokens,
+    session,  # noqa: F811
+):
+    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+    room = "cluster-count"
+    await _public_room(session, nodes[0].http, tokens, room)
+    owner = tokens.auth(**OWNER)
+
+    async def counted(node: int) -> tuple[int, int]:
+        async with session.get(f"{nodes[node].http}/api/rooms/{room}", headers=owner) as r:
+            one = (await r.json())["connections"]
+        async with session.get(f"{nodes[node].http}/api/rooms", headers=owner) as r:
+            listed = next(x for x in (await r.json())["rooms"] if x["id"] == room)["connections"]
+        return one, listed
+
+    async with py_clients() as open_py:
+        here = [
+            await open_py(f"{nodes[0].ws}/rooms/{room}?token={tokens.token(**VIEWER)}")
+            for _ in range(2)
+        ]
+        await open_py(f"{nodes[1].ws}/rooms/{room}?token={tokens.token(**OWNER)}")
+        for node in (0, 1):
+            await eventually(
+                lambda n=node: _equals(counted(n), (3, 3)),
+                what=f"3 connections seen on node {node}",
+            )
+        for client in here:
+            await client.close()
+        for node in (0, 1):
+            await eventually(
+                lambda n=node: _equals(counted(n), (1, 1)), what=f"1 seen on {node}", interval=0.2
+            )
+
+
+async def _equals(value, expected) -> bool:
+    return await value == expected
