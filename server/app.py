@@ -56,6 +56,7 @@ from .progressfeed import FEED, ProgressFeed
 from .questions import QuestionService
 from .ratelimit import HourlyLimit
 from .recordings import RecordingService
+from .recordslots import RecordSlots
 from .rolesync import ROLES, RoleSync
 from .roomsocket import RoomSockets
 from .runs import RunService
@@ -182,7 +183,10 @@ async def create_app(settings: Settings, *, store: Store | None = None) -> web.A
         on_recovery=recovery,
     )
     app[DEMOS] = library = DemoLibrary(store)
-    recordings = RecordingService(store, forget=library.forget)
+    # With REDIS_URL, a room's recording is one for all nodes (its slot in Redis).
+    recordings = RecordingService(
+        store, forget=library.forget, slots=RecordSlots(shared) if shared is not None else None
+    )
     questions = QuestionService(store, library, feed)
     pairing = PairingService(feed, lambda: registry.rooms.values() if registry is not None else ())
     watching = DemoWatchService(feed)

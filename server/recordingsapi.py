@@ -3,11 +3,16 @@
 Why an HTTP door too: a lecture-capture script or a staff dashboard can start
 and stop recordings without holding a room socket, and a stop answers only once
 the recording is in the library (or says why it is not), which a script needs.
+
+With several nodes, any node answers for the room: the state is read from the
+room's shared slot when another node records it, a start takes that slot
+(``RecordingService.begin``), and a stop or marker is forwarded to the holding
+node, whose answer (the saved demo, the marker) comes back over the room's bus
+(``RecordingService.command``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -20,13 +25,20 @@ from .apiauth import IDENTITY, allowed_room
 from .auth import person_of
 from .errors import json_error, json_object
 from .keys import REGISTRY
-from .recordings import RecordingService, RecordRefused
+from .recordings import Outcome, RecordingService, RecordRefused
+from .recordslots import RecordSlot
 
 RECORDINGS = web.AppKey("recordings", RecordingService)
 ACTIONS = ("start", "stop", "marker")
 
 
-def _state_json(room_id: str, state: RecordState, service: RecordingService) -> dict[str, Any]:
+def _state_json(
+    room_id: str,
+    state: RecordState,
+    service: RecordingService,
+    elsewhere: RecordSlot | None = None,
+) -> dict[str, Any]:
+    """The state as the API tells it (``elsewhere``: the slot of another node's recording)."""
     session = service.active.get(room_id)
     out: dict[str, Any] = {
         "room": room_id,
@@ -36,6 +48,9 @@ def _state_json(room_id: str, state: RecordState, service: RecordingService) -> 
         "events": state.events,
         "demo": session.demo_id if session is not None else state.demo,
     }
+    if session is None and elsewhere is not None:
+        out["demo"] = elsewhere.demo
+        out["title"] = elsewhere.title
     if session is not None:
         out["title"] = session.title
         out["elapsed"] = session.recorder.elapsed
@@ -45,7 +60,11 @@ def _state_json(room_id: str, state: RecordState, service: RecordingService) -> 
 
 
 def _refused(refused: RecordRefused) -> web.HTTPException:
-    kind = web.HTTPBadRequest if refused.status == 400 else web.HTTPConflict
+    kind: type[web.HTTPException] = web.HTTPConflict
+    if refused.status == 400:
+        kind = web.HTTPBadRequest
+    elif refused.status == 503:
+        kind = web.HTTPServiceUnavailable
     return json_error(kind, refused.text)
 
 
@@ -60,7 +79,8 @@ async def get_recording(request: web.Request) -> web.Response:
     """Whether the room is being recorded (and the latest saved recording's id if not)."""
     room_id = await allowed_room(request, RoomRole.VIEWER, doing="seeing the recording state")
     service = request.app[RECORDINGS]
-    return web.json_response(_state_json(room_id, service.state(room_id), service))
+    state, elsewhere = await service.shared_state(room_id)
+    return web.json_response(_state_json(room_id, state, service, elsewhere))
 
 
 async def post_recording(request: web.Request) -> web.Response:
@@ -84,7 +104,9 @@ async def post_recording(request: web.Request) -> web.Response:
         try:
             async with request.app[REGISTRY].hold(room_id) as room:
                 try:
-                    session = service.start(room, person_of(identity), None, demo=demo, title=title)
+                    session = await service.begin(
+                        room, person_of(identity), None, demo=demo, title=title
+                    )
                 except RecordRefused as refused:
                     raise _refused(refused) from refused
         except JoinRefused as refused:
@@ -94,20 +116,22 @@ async def post_recording(request: web.Request) -> web.Response:
             status=201,
         )
     session = service.active.get(room_id)
-    if session is None:
-        raise json_error(web.HTTPConflict, f"room {room_id!r} is not being recorded")
-    if action == "marker":
-        try:
-            marker = service.marker(session.room, label)
-        except RecordRefused as refused:
-            raise _refused(refused) from refused
-        return web.json_response({"room": room_id, "t": marker.t, "label": marker.label})
     try:
-        task = service.stop(session.room, None)
+        if session is not None:
+            result = await service.command(session.room, action, label, None)
+        elif service.slots is None or (await service.shared_state(room_id))[1] is None:
+            raise json_error(web.HTTPConflict, f"room {room_id!r} is not being recorded")
+        else:  # recorded by another node: asked over the room's bus, the room held here
+            try:
+                async with request.app[REGISTRY].hold(room_id) as room:
+                    result = await service.command(room, action, label, None)
+            except JoinRefused as refused:
+                raise json_error(web.HTTPServiceUnavailable, refused.reason) from refused
     except RecordRefused as refused:
         raise _refused(refused) from refused
-    # shielded: a client that hangs up does not cancel the save
-    outcome = await asyncio.shield(task)
+    if not isinstance(result, Outcome):
+        return web.json_response({"room": room_id, "t": result.t, "label": result.label})
+    outcome = result
     answer = {
         "room": room_id,
         "recording": False,

@@ -383,6 +383,20 @@ class FakeRoom:
         self.connections: dict = {}
         self.broadcasts: list = []
         self.notices: list[tuple[object, str, str, str]] = []
+        self.cluster = None
+        #: ``Room.keep`` holds not yet released.
+        self.kept = 0
+
+    def keep(self):
+        self.kept += 1
+        released = []
+
+        def release() -> None:
+            if not released:
+                released.append(True)
+                self.kept -= 1
+
+        return release
 
     def broadcast_room(self, message) -> None:
         self.broadcasts.append(message)
