@@ -66,8 +66,8 @@ SHUTDOWN_SAVE_SECONDS = 10.0
 #: Longest recording a node keeps a room in memory for (with several nodes, where a
 #: room being recorded is not unloaded when its last person here leaves).
 MAX_SECONDS = 4 * 3600.0
-#: With several nodes: seconds with nobody in the room on any node before a recording ends.
-ALONE_SECONDS = 10.0
+#: With several nodes: how often the recording node looks for people on the others.
+ALONE_CHECK_SECONDS = 2.0
 #: How long a node waits for the holding node's answer to a forwarded marker, and
 #: to a forwarded stop (answered once the recording is saved, or not).
 MARKER_ANSWER_SECONDS = 5.0
@@ -115,8 +115,6 @@ class Session:
     cap: asyncio.TimerHandle | None = None
     #: Lets the room unload again once saved (``Room.keep``; with several nodes only).
     release_room: Callable[[], None] | None = None
-    #: The check for people on other nodes after the last one here left.
-    alone: asyncio.TimerHandle | None = None
 
     def state(self) -> RecordState:
         return RecordState(
@@ -303,35 +301,30 @@ class RecordingService:
             room.send_room(conn, record.state)
 
     def left(self, room: Room, conn: Connection) -> None:
-        """A recording outlives a page reload; on one node it ends when the room
-        unloads. With several nodes the recording node keeps the room, so it
-        ends when nobody is left in it on any node for ``ALONE_SECONDS``."""
-        session = self.active.get(room.id)
-        if session is None or session.room is not room or room.connections:
-            return
-        if room.cluster is not None and session.alone is None:
-            session.alone = asyncio.get_running_loop().call_later(
-                ALONE_SECONDS, self._check_alone, session
-            )
+        """Nothing: a recording outlives a page reload; it ends when the room unloads
+        (with several nodes: when nobody is in it on any node, ``_watch_alone``)."""
 
-    def _check_alone(self, session: Session) -> None:
-        session.alone = None
-        if self.active.get(session.room.id) is session and not session.room.connections:
-            self._spawn(self._stop_if_alone(session))
-
-    async def _stop_if_alone(self, session: Session) -> None:
+    async def _watch_alone(self, session: Session) -> None:
+        """With several nodes the recording node keeps the room, perhaps with nobody
+        on it: the recording ends once the room has been empty on every node for
+        the rooms' unload grace, as it would end with the room on one node."""
         room = session.room
         assert room.cluster is not None
-        elsewhere = await room.cluster.elsewhere()
-        if self.active.get(room.id) is not session or room.connections:
-            return
-        if elsewhere:  # look again later: they may leave too
-            session.alone = asyncio.get_running_loop().call_later(
-                ALONE_SECONDS, self._check_alone, session
-            )
-            return
-        log.info("recording stopped: nobody in the room on any node", extra={"room": room.id})
-        self.stop(room, None)
+        grace = max(room.limits.unload_grace_seconds, 0.1)
+        step = min(grace, ALONE_CHECK_SECONDS)
+        empty_since: float | None = None
+        while self.active.get(room.id) is session:
+            await asyncio.sleep(step)
+            if room.connections or await room.cluster.elsewhere():
+                empty_since = None
+                continue
+            now = time.monotonic()
+            if empty_since is None:
+                empty_since = now
+            elif now - empty_since >= grace and self.active.get(room.id) is session:
+                log.info("recording stopped: nobody in the room anywhere", extra={"room": room.id})
+                self.stop(room, None)
+                return
 
     def demo_loaded(self, room: Room) -> None:
         """Recording does not depend on the demo being played."""
@@ -439,6 +432,8 @@ class RecordingService:
         session.cap = asyncio.get_running_loop().call_later(
             self.max_seconds, self._too_long, room, session
         )
+        if room.cluster is not None:
+            self._spawn(self._watch_alone(session))
         return session
 
     def _check(self, room: Room, demo: str | None, title: str | None) -> None:

@@ -231,6 +231,30 @@ async def test_a_recording_on_one_node_is_the_room_s_recording_on_every_node(
         )
         assert status == 409 and "not being recorded" in body["error"], body
 
+        # Recorded on node 0 (started over HTTP: nobody is connected there), people on
+        # node 1: once they all leave, the recording ends and is saved.
+        status, body = await _api(
+            session,
+            tokens,
+            TEACHER,
+            "POST",
+            f"{n0.http}{path}",
+            json={"action": "start", "demo": "cluster-rec-3"},
+        )
+        assert status == 201, body
+        _type(student, "third.txt", "three")
+        await soon(lambda: student.text("third.txt") == "three", what="the third edit")
+        await other.close()
+        await student.close()
+
+        async def saved_third() -> bool:
+            status, _ = await _api(
+                session, tokens, VIEWER, "GET", f"{n0.http}/api/demos/cluster-rec-3"
+            )
+            return status == 200
+
+        await _until(saved_third, what="the recording ended with nobody left", timeout=20)
+
     demo = await _demo(session, tokens, n1, "cluster-rec")
     assert demo.recording is not None
     files = recording_files_at(demo, demo.recording.duration)
@@ -241,6 +265,9 @@ async def test_a_recording_on_one_node_is_the_room_s_recording_on_every_node(
     second = await _demo(session, tokens, n0, "cluster-rec-2")
     assert second.recording is not None
     assert recording_files_at(second, second.recording.duration)["second.txt"] == "two"
+    third = await _demo(session, tokens, n0, "cluster-rec-3")
+    assert third.recording is not None
+    assert recording_files_at(third, third.recording.duration)["third.txt"] == "three"
     # Decided in Redis, not by each node alone.
     for node in nodes:
         assert await metric(session, node, "opencode_live_shared_state_fallbacks_total") == 0
