@@ -24,6 +24,21 @@ Joiners share one list: the questions of a (room, demo) with their answers
 and voters are read in one query and kept until something in them changes, so
 a burst of joiners costs one query, not one each; joiners waiting on the lane
 at the same time are answered by one job.
+
+With several server nodes (a shared bus), the same room lives on each node
+that has people in it, each with its own cached lists, while Postgres is the
+record. So a node that changes a (room, demo)'s questions tells the room's
+other nodes (``Room.send_service`` with ``remote_tag`` "questions") *before*
+it broadcasts the change: the bus keeps one node's messages to a room in
+order, so by the time a node hands the changed item to its people it has
+dropped its cached list, and the next joiner there reads Postgres. A list read
+that a notice overtook is read again (its generation moved), so a joiner is
+never sent a list older than an item it was already sent. Whatever the bus
+loses (a Redis restart) is bounded by ``SHARED_LISTING_SECONDS``: a shared
+room's cached list is not used longer than that. Quiz tallies are sent to the
+staff of every node: a quiz answer stored on one node makes the others read
+the step's counts again (on their lane, after what they did before) and send
+them to their staff.
 """
 
 from __future__ import annotations
@@ -31,12 +46,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 from prometheus_client import Counter
 
 from demos.format import Demo
@@ -80,6 +97,12 @@ MAX_PENDING = 1000
 MAX_ID = 2**63 - 1
 #: Bytes a list message may take besides its texts (per item: ids, names, times).
 ITEM_OVERHEAD = 256
+#: Longest a cached list of a room shared with other nodes is used: what a lost
+#: bus notice can leave stale is bounded by it (one read per this, at most).
+SHARED_LISTING_SECONDS = 5.0
+#: Reads of a list in a row that notices from other nodes may overtake before
+#: the last one is sent as it is (and not cached).
+MAX_LIST_READS = 3
 
 Job = Callable[[], Awaitable[None]]
 
@@ -87,6 +110,23 @@ LIST_READS = Counter(
     "opencode_live_question_list_reads_total",
     "Question lists read from the database (one list is shared by joiners until it changes)",
 )
+
+
+class Notice(msgspec.Struct, array_like=True, frozen=True):
+    """What one node tells the same room's question service on the others.
+
+    ``kind`` "list": the (room, ``demo``)'s questions changed (drop the cached
+    list); "tally": a quiz answer to ``step`` of ``demo`` was stored (send the
+    staff here the step's counts again).
+    """
+
+    kind: str
+    demo: str
+    step: str = ""
+
+
+_notice_encoder = msgspec.msgpack.Encoder()
+_notice_decoder = msgspec.msgpack.Decoder(Notice)
 
 
 class Refused(Exception):
@@ -238,9 +278,14 @@ class Listing:
 
     items: list[QuestionItem]
     voted: dict[uuid.UUID, list[int]]
+    #: ``time.monotonic()`` of the read (a shared room's list is used for a bounded time).
+    read_at: float = 0.0
 
 
 class QuestionService:
+    #: Its name on the bus (``rooms.RemoteService``).
+    remote_tag = "questions"
+
     #: The room messages this service takes (``rooms.RoomService``).
     messages: tuple[type, ...] = (
         QuestionAsk,
@@ -265,6 +310,13 @@ class QuestionService:
         self._listings: dict[tuple[str, str], Listing] = {}
         #: Joiners waiting for their list, per room: one lane job answers them all.
         self._greeting: dict[Room, list[Connection]] = {}
+        #: Per (room id, demo): moved by every change, local or told by another node, so
+        #: that a read a change overtook is neither cached nor sent.
+        self._generations: dict[tuple[str, str], int] = {}
+        #: Tallies to send this node's staff again, per room: (demo, step) told by other nodes.
+        self._retally: dict[Room, set[tuple[str, str]]] = {}
+        #: Monotonic clock (a parameter for tests).
+        self.clock: Callable[[], float] = time.monotonic
 
     # -- rooms.RoomService ---------------------------------------------------
 
@@ -322,11 +374,69 @@ class QuestionService:
         """Questions live in the database; a lane ends by itself once drained."""
         for key in [k for k in self._listings if k[0] == room.id]:
             del self._listings[key]
+        for key in [k for k in self._generations if k[0] == room.id]:
+            del self._generations[key]
         self._greeting.pop(room, None)
+        self._retally.pop(room, None)
 
-    def _changed(self, room_id: str, demo_id: str) -> None:
-        """Something in this (room, demo)'s list changed: the next joiner reads it again."""
-        self._listings.pop((room_id, demo_id), None)
+    # -- rooms.RemoteService ---------------------------------------------------
+
+    def remote(self, room: Room, payload: bytes) -> None:
+        """A notice from the same room on another node (``Notice``)."""
+        try:
+            notice = _notice_decoder.decode(payload)
+        except msgspec.MsgspecError:
+            log.warning("questions: bad notice from another node", extra={"room": room.id})
+            return
+        if notice.kind == "list":
+            self._forget(room.id, notice.demo)
+        elif notice.kind == "tally" and notice.step:
+            self._tally_again(room, notice.demo, notice.step)
+
+    def _changed(self, room: Room, demo_id: str) -> None:
+        """Something in this (room, demo)'s list changed: the next joiner reads it again,
+        here and on the other nodes (told before the change is broadcast: see the module
+        docstring)."""
+        self._forget(room.id, demo_id)
+        room.send_service(self.remote_tag, _notice_encoder.encode(Notice("list", demo_id)))
+
+    def _forget(self, room_id: str, demo_id: str) -> None:
+        key = (room_id, demo_id)
+        self._listings.pop(key, None)
+        self._generations[key] = self._generations.get(key, 0) + 1
+
+    def _tally_again(self, room: Room, demo_id: str, step_id: str) -> None:
+        """Another node stored a quiz answer: this node's staff get the step's counts
+        as Postgres now has them (one job for the answers told meanwhile)."""
+        if not any(c.extension and can_control_demo(c.person, c.role) for c in room.connections):
+            return
+        waiting = self._retally.get(room)
+        if waiting is not None:  # a job is on its way: it takes this step too
+            waiting.add((demo_id, step_id))
+            return
+        self._retally[room] = {(demo_id, step_id)}
+
+        async def job() -> None:
+            steps = self._retally.pop(room, set())
+            staff = [
+                c for c in room.connections if c.extension and can_control_demo(c.person, c.role)
+            ]
+            if not staff:
+                return
+            for demo_id, step_id in sorted(steps):
+                demo = await self.library.demo(demo_id)
+                asked = dict(question_steps(demo)) if demo is not None else {}
+                question = asked.get(step_id)
+                if question is None:
+                    continue
+                counts = await self.store.quiz_counts(room.id, demo_id)
+                tally = tally_of(demo_id, step_id, question, counts)
+                for peer in staff:
+                    if peer in room.connections:
+                        room.send_room(peer, tally)
+
+        if not self._enqueue(room, None, job):
+            self._retally.pop(room, None)
 
     async def close(self) -> None:
         """Stop the lanes (at shutdown): what is still queued is dropped."""
@@ -359,7 +469,7 @@ class QuestionService:
 
         async def job() -> None:
             question = await self.store.ask_question(room.id, demo_id, step, at, text, asker)
-            self._changed(room.id, demo_id)
+            self._changed(room, demo_id)
             room.broadcast_room(question_item(question))
             if self.feed is not None:
                 self.feed.submit(
@@ -391,7 +501,7 @@ class QuestionService:
             if result.status == "unchanged":  # nothing new for the room: tell the voter only
                 room.send_room(conn, item)
             else:
-                self._changed(room.id, result.question.demo_id)
+                self._changed(room, result.question.demo_id)
                 room.broadcast_room(item)
 
         return job
@@ -409,7 +519,7 @@ class QuestionService:
             question = await self.store.mark_answered(room.id, question_id, msg.answered)
             if question is None:
                 raise Refused("bad-question", f"there is no question {question_id} in this room")
-            self._changed(room.id, question.demo_id)
+            self._changed(room, question.demo_id)
             view = await answers.get_question(self.store, room.id, question_id)
             room.broadcast_room(view_item(view) if view is not None else question_item(question))
 
@@ -445,7 +555,7 @@ class QuestionService:
                     f"question {question_id} has {answers.MAX_ANSWERS} answers already",
                 )
             assert view is not None
-            self._changed(room.id, view.question.demo_id)
+            self._changed(room, view.question.demo_id)
             room.broadcast_room(view_item(view))
 
         return job
@@ -481,7 +591,7 @@ class QuestionService:
             if done.status == "unchanged":  # accepted before: nothing new for the room
                 room.send_room(conn, item)
                 return
-            self._changed(room.id, done.view.question.demo_id)
+            self._changed(room, done.view.question.demo_id)
             room.broadcast_room(item)
             if self.feed is not None and done.author is not None and done.author != done.asker:
                 self.feed.submit(
@@ -522,6 +632,9 @@ class QuestionService:
                 room.id, demo_id, step_id, person, choice=choice, text=text, correct=correct
             )
             room.send_room(conn, QuizResult(step=step_id, correct=correct))
+            room.send_service(
+                self.remote_tag, _notice_encoder.encode(Notice("tally", demo_id, step_id))
+            )
             tally = tally_of(demo_id, step_id, question, counts)
             for peer in room.connections:
                 if can_control_demo(peer.person, peer.role):
@@ -552,12 +665,30 @@ class QuestionService:
                     room.send_room(conn, tally)
 
     async def _listing(self, room: Room, demo_id: str) -> Listing:
-        """The (room, demo)'s list: from the last read unless something changed since."""
+        """The (room, demo)'s list: from the last read unless something changed since.
+
+        A read that a change told by another node overtook (the generation moved
+        while it was on its way) may predate an item this node's people were already
+        sent: it is read again, and kept only if nothing moved meanwhile.
+        """
         key = (room.id, demo_id)
         listing = self._listings.get(key)
         if listing is not None:
-            return listing
+            shared = room.cluster is not None
+            if not shared or self.clock() - listing.read_at < SHARED_LISTING_SECONDS:
+                return listing
+            del self._listings[key]
+        for _ in range(MAX_LIST_READS):
+            generation = self._generations.get(key, 0)
+            listing = await self._read_listing(room, demo_id)
+            if self._generations.get(key, 0) == generation:
+                self._listings[key] = listing
+                return listing
+        return listing
+
+    async def _read_listing(self, room: Room, demo_id: str) -> Listing:
         LIST_READS.inc()
+        read_at = self.clock()
         found = await answers.list_questions(self.store, room.id, demo_id, MAX_LISTED)
         limits = room.limits
         kept = bounded(found, min(limits.max_message_bytes, limits.send_queue_bytes // 4))
@@ -565,9 +696,7 @@ class QuestionService:
         for view in sorted(kept, key=lambda v: v.question.id):
             for voter in view.voters:
                 voted.setdefault(voter, []).append(view.question.id)
-        listing = Listing(items=[view_item(v) for v in kept], voted=voted)
-        self._listings[key] = listing
-        return listing
+        return Listing(items=[view_item(v) for v in kept], voted=voted, read_at=read_at)
 
     # -- the lanes -------------------------------------------------------------
 
