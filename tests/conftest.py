@@ -1,4 +1,9 @@
-"""Shared fixtures: a real ``opencode-live serve`` process on a free loopback port."""
+"""Shared fixtures: a real ``opencode-live serve`` process on a free loopback port.
+
+Also the machine's Redis, shared by everyone's tests: each test that needs it gets
+a key prefix of its own (``redis_prefix``), whose keys are deleted after all of
+the test's fixtures are torn down (never a flush).
+"""
 
 from __future__ import annotations
 
@@ -19,12 +24,16 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+import redis
 
 from server.tokens import TokenVerifier, load_or_create_secret
 from store import EmbeddedPostgres, StoreUnavailable, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
+
+#: Load the run-worker fixtures (``worker_factory``) for every test directory.
+pytest_plugins = ["tests.runworkers"]
 
 
 def need(condition: bool, reason: str) -> None:
@@ -34,6 +43,74 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+# -- the machine's Redis ------------------------------------------------------------------------
+
+#: The shared Redis the tests use, each under a prefix of its own.
+REDIS_URL = (
+    os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+)
+
+
+def redis_reason(url: str) -> str | None:
+    """None if a Redis answers at ``url``, else why not."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, OSError) as exc:
+        return f"no Redis at {url}: {exc}"
+    return None
+
+
+def delete_prefix(url: str, prefix: str) -> int:
+    """Delete the keys under ``prefix`` at ``url`` (never a flush); how many there were."""
+    if not prefix:
+        raise ValueError("an empty prefix would delete every key")
+    client = redis.Redis.from_url(url)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += client.delete(*batch)
+                batch.clear()
+        if batch:
+            deleted += client.delete(*batch)
+    finally:
+        client.close()
+    return deleted
+
+
+_REDIS_PREFIXES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> str:
+    """The test's own key and channel namespace on the shared Redis.
+
+    Its keys are deleted by ``pytest_runtest_teardown`` below, once all of the test's
+    fixtures are torn down: servers and workers stopped in teardown write no key after.
+    """
+    reason = redis_reason(REDIS_URL)
+    need(reason is None, reason or "")
+    prefix = f"ocl-test-{uuid.uuid4().hex[:12]}:"
+    request.node.stash.setdefault(_REDIS_PREFIXES, []).append(prefix)
+    return prefix
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """After the test's fixtures are torn down, delete the keys under its Redis prefix."""
+    try:
+        return (yield)
+    finally:
+        for prefix in item.stash.get(_REDIS_PREFIXES, []):
+            delete_prefix(REDIS_URL, prefix)
 
 
 T = TypeVar("T")

@@ -1,10 +1,11 @@
-"""Fixtures for run workers: a Redis key prefix of the test's own, and real worker processes.
+"""Fixtures for run workers: real worker processes, on a Redis key prefix of the test's own.
 
-Redis is the machine's (``REDIS_URL``, else 127.0.0.1:6379), shared: every test
-gets its own random prefix and deletes the keys under it at the end (never a
+Redis is the machine's, shared (``REDIS_URL`` and the ``redis_prefix`` fixture in
+tests/conftest.py: the keys under the test's prefix are deleted at the end, never a
 flush). Workers are ``python -m server.cli worker`` processes on the machine's
-Docker Engine; each is stopped at the end, and the containers of one killed
-with ``kill -9`` (which cannot remove its own) are removed by their label.
+Docker Engine; each is stopped at the end, and the containers of one killed with
+``kill -9`` (which cannot remove its own) are removed by their label. tests/conftest.py
+loads this module as a plugin, so ``worker_factory`` needs no import.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, RUN_IMAGE, LoggedProcess, need
+from tests.conftest import REDIS_URL, ROOT, RUN_IMAGE, LoggedProcess
 
-REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 WORKER_FLAGS = (
     "--run-image",
     RUN_IMAGE,
@@ -36,42 +35,6 @@ WORKER_FLAGS = (
     "--run-memory-mb",
     "256",
 )
-
-
-def redis_reason() -> str | None:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-        client.ping()
-        client.close()
-    except Exception as exc:
-        return f"no Redis at {REDIS_URL}: {exc}"
-    return None
-
-
-def delete_prefix(prefix: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        return len(keys)
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    reason = redis_reason()
-    need(reason is None, reason or "")
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    try:
-        yield prefix
-    finally:
-        delete_prefix(prefix)
 
 
 @dataclass

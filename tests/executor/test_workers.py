@@ -22,13 +22,8 @@ from executor import (
     RemoteExecutor,
 )
 from executor.queue import GROUP, Keys
-from tests.conftest import RUN_IMAGE
-from tests.runworkers import (  # noqa: F401 (fixtures)
-    REDIS_URL,
-    redis_prefix,
-    wait_for,
-    worker_factory,
-)
+from tests.conftest import REDIS_URL, RUN_IMAGE
+from tests.runworkers import wait_for
 
 MiB = 1024 * 1024
 LIMITS = Limits(memory_bytes=256 * MiB, disk_bytes=32 * MiB, wall_seconds=10.0, pids=64)
@@ -48,8 +43,8 @@ def text(chunks: list[OutputChunk], stream: str = "stdout") -> str:
 
 
 async def test_runs_stream_output_take_input_stop_and_grade_on_two_workers(
-    redis_prefix,  # noqa: F811
-    worker_factory,  # noqa: F811
+    redis_prefix,
+    worker_factory,
 ):
     workers = [worker_factory(redis_prefix), worker_factory(redis_prefix)]
     ex = await remote(redis_prefix)
@@ -152,8 +147,8 @@ async def test_runs_stream_output_take_input_stop_and_grade_on_two_workers(
 
 
 async def test_a_worker_killed_mid_run_ends_the_run_as_worker_lost(
-    redis_prefix,  # noqa: F811
-    worker_factory,  # noqa: F811
+    redis_prefix,
+    worker_factory,
 ):
     workers = {w.name: w for w in (worker_factory(redis_prefix), worker_factory(redis_prefix))}
     ex = await remote(redis_prefix)
@@ -193,7 +188,7 @@ async def test_a_worker_killed_mid_run_ends_the_run_as_worker_lost(
         await ex.close()
 
 
-async def test_no_worker_fails_clearly_after_the_queue_wait(redis_prefix):  # noqa: F811
+async def test_no_worker_fails_clearly_after_the_queue_wait(redis_prefix):
     ex = await remote(redis_prefix, queue_wait=2.0)
     try:
         t0 = time.monotonic()
@@ -208,8 +203,8 @@ async def test_no_worker_fails_clearly_after_the_queue_wait(redis_prefix):  # no
 
 
 async def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_retried(
-    redis_prefix,  # noqa: F811
-    worker_factory,  # noqa: F811
+    redis_prefix,
+    worker_factory,
 ):
     """A consumer that takes the job and dies before starting it (a real consumer of the
     group that never comes back): a live worker reclaims the job and runs it once."""
@@ -237,8 +232,8 @@ async def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_retried(
 
 
 async def test_sigterm_lets_a_worker_finish_its_run_and_take_no_more(
-    redis_prefix,  # noqa: F811
-    worker_factory,  # noqa: F811
+    redis_prefix,
+    worker_factory,
 ):
     worker = worker_factory(redis_prefix)
     ex = await remote(redis_prefix, queue_wait=3.0)

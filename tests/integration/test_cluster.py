@@ -16,178 +16,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import re
 import signal
-import socket
-import subprocess
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
-import pytest
 import redis
 from pycrdt import Doc
 
-from crdt import RoomDocument
 from crdt.document import decode_state_vector
 from store import Store
-from tests.conftest import ServerProcess, Tokens, need
-from tests.integration.node_driver import NodeClient, NodeClients, eventually, node_available
+from tests.cluster import EXAMPLES, TEACHER, converged, metric, py_clients, start_nodes
+from tests.conftest import REDIS_URL
+from tests.integration.node_driver import NodeClient, eventually
 from tests.pyclient import YClient
 from tests.pyclient import eventually as soon
-
-SHARED_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-EXAMPLES = Path(__file__).resolve().parents[2] / "demos" / "examples"
-TEACHER = {"role": "instructor", "user_id": "ines", "name": "Ines"}
-
-
-def _redis_reason(url: str) -> str | None:
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except (redis.RedisError, OSError) as exc:
-        return f"no Redis at {url}: {exc}"
-    return None
-
-
-@pytest.fixture
-def bus_prefix() -> Iterator[str]:
-    """The test's own channel namespace on the shared Redis (keys under it removed after)."""
-    reason = _redis_reason(SHARED_REDIS)
-    need(reason is None, reason or "")
-    prefix = f"ocl-test-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(SHARED_REDIS)
-    try:
-        keys = list(itertools.islice(client.scan_iter(match=f"{prefix}*", count=500), 10_000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
-Start = Callable[..., ServerProcess]
-
-
-def start_nodes(
-    server_factory: Start, redis_url: str, prefix: str, count: int, *flags: str
-) -> list[ServerProcess]:
-    env = {"REDIS_URL": redis_url, "OPENCODE_LIVE_BUS_PREFIX": prefix}
-    return [server_factory("--unload-grace-seconds", "0.5", *flags, env=env) for _ in range(count)]
-
-
-NodeHost = Callable[[], Awaitable[NodeClients]]
-
-
-@pytest.fixture
-async def node_host(
-    tmp_path: Path, tokens: Tokens
-) -> AsyncIterator[Callable[[], Awaitable[NodeClients]]]:
-    need(node_available(), "Node.js and `npm install` in tests/node are needed for Yjs clients")
-    started: list[NodeClients] = []
-    counter = itertools.count(1)
-
-    async def start() -> NodeClients:
-        host = NodeClients(tmp_path / f"yclient-{next(counter)}.log", token=tokens.token())
-        await host.start()
-        started.append(host)
-        return host
-
-    try:
-        yield start
-    finally:
-        for host in started:
-            await host.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
-        yield s
-
-
-@contextlib.asynccontextmanager
-async def py_clients() -> AsyncIterator[Callable[[str], Awaitable[YClient]]]:
-    """pycrdt clients, each on its own session; all closed at the end."""
-    opened: list[tuple[aiohttp.ClientSession, YClient]] = []
-
-    async def open_client(url: str) -> YClient:
-        s = aiohttp.ClientSession()
-        client = YClient(s, url)
-        opened.append((s, client))
-        await client.connect()
-        await client.wait_synced(15)
-        return client
-
-    try:
-        yield open_client
-    finally:
-        for s, client in opened:
-            await client.close()
-            await s.close()
-
-
-async def stored_files(dsn: str, room: str) -> dict[str, str]:
-    """The room's document as Postgres holds it (snapshot and log)."""
-    store = await Store.open(dsn, migrate=False, min_size=1, max_size=1)
-    try:
-        record = await store.load_room(room)
-    finally:
-        await store.close()
-    doc = RoomDocument()
-    for update in record.as_updates():
-        doc.apply_update(update)
-    return doc.read_files()
-
-
-async def metric(session: aiohttp.ClientSession, node: ServerProcess, name: str) -> float:
-    """The sum of a metric's samples at a node's /metrics."""
-    async with session.get(f"{node.http}/metrics") as response:
-        text = await response.text()
-    total = 0.0
-    for line in text.splitlines():
-        if re.match(rf"{re.escape(name)}(\{{|\s)", line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-async def converged(
-    node_clients: list[NodeClient], py: list[YClient], dsn: str, room: str, timeout: float = 30.0
-) -> dict[str, str]:
-    """Wait until every client holds the same files, equal to the stored document."""
-    last: dict[str, Any] = {}
-
-    async def same() -> bool:
-        files = [await c.files() for c in node_clients] + [c.file_contents() for c in py]
-        last["files"] = files
-        if any(f != files[0] for f in files):
-            return False
-        last["stored"] = await stored_files(dsn, room)
-        return last["stored"] == files[0]
-
-    try:
-        await eventually(same, timeout=timeout, what="convergence", interval=0.2)
-    except AssertionError:
-        lengths = [{p: len(t) for p, t in f.items()} for f in last.get("files", [])]
-        stored = {p: len(t) for p, t in last.get("stored", {}).items()}
-        raise AssertionError(f"no convergence: clients {lengths}, stored {stored}") from None
-    return last["files"][0]
-
 
 # -- tests ---------------------------------------------------------------------------------------
 
 
 async def test_clients_on_three_nodes_converge_to_the_stored_document(
-    server_factory, database_url, bus_prefix, node_host, tokens, session
+    server_factory, database_url, redis_prefix, node_host, tokens, session
 ):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 3)
     host = await node_host()
     room = "cluster-edit"
     node_clients = [await host.connect(f"n{i}", node.ws, room) for i, node in enumerate(nodes)]
@@ -232,8 +82,8 @@ def _append(files: Any, path: str, text: str) -> None:
     current.insert(len(current), text)
 
 
-async def test_awareness_crosses_nodes(server_factory, bus_prefix, node_host, tokens):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+async def test_awareness_crosses_nodes(server_factory, redis_prefix, node_host, tokens):
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 3)
     host = await node_host()
     room = "cluster-presence"
     jose = await host.connect("jose", nodes[0].ws, room, user={"name": "José", "color": "#f00"})
@@ -270,9 +120,9 @@ async def test_awareness_crosses_nodes(server_factory, bus_prefix, node_host, to
     await eventually(lambda: gone(late), what="José's removal on node 2")
 
 
-async def test_room_messages_cross_nodes(server_factory, bus_prefix, tokens, session):
+async def test_room_messages_cross_nodes(server_factory, redis_prefix, tokens, session):
     """A presenter on node 0 loads a demo; a viewer on node 1 gets the demo state."""
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 2)
     staff = tokens.auth(**TEACHER)
     body = (EXAMPLES / "hello-recording.demo.json").read_bytes()
     async with session.put(f"{nodes[0].http}/api/demos/hello", data=body, headers=staff) as resp:
@@ -354,9 +204,9 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def test_a_node_killed_mid_stream_loses_nothing_a_client_saw(
-    server_factory, database_url, bus_prefix, node_host, session
+    server_factory, database_url, redis_prefix, node_host, session
 ):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 3)
     balancer = await Balancer([node.port for node in nodes]).start()
     try:
         host = await node_host()
@@ -389,69 +239,6 @@ async def test_a_node_killed_mid_stream_loses_nothing_a_client_saw(
         assert await metric(session, nodes[1], "opencode_live_bus_messages_in_total") > 0
     finally:
         await balancer.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free port, stopped and restarted by its PID."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = _free_port()
-        self.dir = tmp_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while _redis_reason(self.url) is not None:
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("private redis-server did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    need(
-        subprocess.run(["which", "redis-server"], capture_output=True).returncode == 0,
-        "redis-server is needed to restart a Redis of the test's own",
-    )
-    instance = PrivateRedis(tmp_path)
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
 
 
 async def test_rooms_work_through_a_redis_restart_and_converge_after(
@@ -501,8 +288,10 @@ async def test_rooms_work_through_a_redis_restart_and_converge_after(
     assert await metric(session, nodes[1], "opencode_live_bus_snapshot_catchups_total") > 0
 
 
-async def test_every_node_sends_the_same_frame_bytes(server_factory, bus_prefix, node_host, tokens):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+async def test_every_node_sends_the_same_frame_bytes(
+    server_factory, redis_prefix, node_host, tokens
+):
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 3)
     host = await node_host()
     room = "cluster-bytes"
     writer = await host.connect("writer", nodes[0].ws, room)
@@ -524,11 +313,11 @@ async def test_every_node_sends_the_same_frame_bytes(server_factory, bus_prefix,
         assert updates(readers[1]) == updates(readers[0]) == updates(readers[2])
 
 
-async def test_a_node_follows_only_the_rooms_it_holds(server_factory, bus_prefix, node_host):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+async def test_a_node_follows_only_the_rooms_it_holds(server_factory, redis_prefix, node_host):
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 2)
     host = await node_host()
-    channel = f"{bus_prefix}room:cluster-follow"
-    client = redis.Redis.from_url(SHARED_REDIS)
+    channel = f"{redis_prefix}room:cluster-follow"
+    client = redis.Redis.from_url(REDIS_URL)
 
     async def subscribers(count: int) -> bool:
         return client.pubsub_numsub(channel)[0][1] == count
@@ -549,7 +338,7 @@ async def test_a_node_follows_only_the_rooms_it_holds(server_factory, bus_prefix
 
 
 async def test_a_node_leaving_with_sigterm_hands_its_clients_to_the_others(
-    server_factory, database_url, bus_prefix, node_host, tokens, session
+    server_factory, database_url, redis_prefix, node_host, tokens, session
 ):
     """SIGTERM on one of three nodes behind a balancer, while everyone edits.
 
@@ -558,7 +347,7 @@ async def test_a_node_leaving_with_sigterm_hands_its_clients_to_the_others(
     when the node left is in the converged document and in Postgres. The clients of
     the other nodes are never disconnected, and those nodes stay ready.
     """
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 3)
     balancer = await Balancer([node.port for node in nodes]).start()
     store = await Store.open(database_url, migrate=False, min_size=1, max_size=1)
     room = "cluster-leave"

@@ -8,19 +8,14 @@ the change crossing nodes, the member would keep editing on node 1.
 Without Redis, these tests skip outside CI and fail in CI.
 """
 
-# ruff: noqa: F811 (the cluster fixtures are imported from test_cluster)
 from __future__ import annotations
 
 import aiohttp
 from pycrdt import Text
 
 from rooms import CloseCode
-from tests.conftest import Tokens
-from tests.integration.test_cluster import (
-    SHARED_REDIS,
-    bus_prefix,  # noqa: F401
-    start_nodes,
-)
+from tests.cluster import start_nodes
+from tests.conftest import REDIS_URL, Tokens
 from tests.pyclient import YClient, eventually
 
 OWNER = {"user_id": "olive", "name": "Olive", "cohort": "2026-a"}
@@ -28,9 +23,9 @@ SAM = {"user_id": "sam", "name": "Sam", "cohort": "2026-a"}
 
 
 async def test_a_role_changed_on_one_node_applies_on_the_other(
-    server_factory, bus_prefix, tokens: Tokens
+    server_factory, redis_prefix, tokens: Tokens
 ):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 2)
     async with aiohttp.ClientSession(headers=tokens.auth(**OWNER)) as owner:
         async with owner.post(f"{nodes[0].http}/api/rooms", json={"id": "roles"}) as resp:
             assert resp.status == 201, await resp.text()

@@ -9,32 +9,21 @@ everyone still holds the stored document.
 Without Redis, these tests skip outside CI and fail in CI.
 """
 
-# ruff: noqa: F811 (the cluster fixtures are imported from test_cluster)
 from __future__ import annotations
 
 import aiohttp
 from pycrdt import Text
 
-from tests.conftest import Tokens
-from tests.integration.test_cluster import (
-    SHARED_REDIS,
-    bus_prefix,  # noqa: F401
-    converged,
-    metric,
-    py_clients,
-    session,  # noqa: F401
-    start_nodes,
-)
+from tests.cluster import converged, metric, py_clients, start_nodes
+from tests.conftest import REDIS_URL, Tokens
 
 EDITS = 120
 
 
 async def test_only_the_writing_node_folds_the_log(
-    server_factory, bus_prefix, tokens: Tokens, database_url: str, session: aiohttp.ClientSession
+    server_factory, redis_prefix, tokens: Tokens, database_url: str, session: aiohttp.ClientSession
 ):
-    nodes = start_nodes(
-        server_factory, SHARED_REDIS, bus_prefix, 3, "--compact-after-updates", "20"
-    )
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 3, "--compact-after-updates", "20")
     token = tokens.token()
     async with py_clients() as open_py:
         writer = await open_py(f"{nodes[0].ws}/rooms/folded?token={token}")

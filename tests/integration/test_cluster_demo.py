@@ -11,7 +11,6 @@ every node ends in the same state; a copy's highlights reach joiners elsewhere.
 Without Redis, these tests skip outside CI and fail in CI.
 """
 
-# ruff: noqa: F811 (the cluster fixtures are imported from test_cluster)
 from __future__ import annotations
 
 import asyncio
@@ -19,19 +18,9 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import ServerProcess, Tokens
-from tests.integration.test_cluster import (
-    EXAMPLES,
-    SHARED_REDIS,
-    TEACHER,
-    PrivateRedis,
-    bus_prefix,  # noqa: F401
-    eventually,
-    private_redis,  # noqa: F401
-    py_clients,
-    session,  # noqa: F401
-    start_nodes,
-)
+from tests.cluster import EXAMPLES, TEACHER, PrivateRedis, py_clients, start_nodes
+from tests.conftest import REDIS_URL, ServerProcess, Tokens
+from tests.integration.node_driver import eventually
 from tests.pyclient import YClient
 from tests.pyclient import eventually as soon
 
@@ -63,10 +52,10 @@ def _errors(client: YClient) -> list[dict[str, Any]]:
 
 
 async def test_a_joiner_on_another_node_lands_where_the_demo_is(
-    server_factory, bus_prefix, tokens: Tokens, session
+    server_factory, redis_prefix, tokens: Tokens, session
 ):
     """Node 1 loads the room only after the demo was loaded and moved on node 0."""
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 2)
     staff = tokens.auth(**TEACHER)
     await _put_demo(session, nodes[0], staff, "loops", "python-loops.demo.json")
     await _room(session, nodes[0], staff, "demo-join")
@@ -92,10 +81,10 @@ async def test_a_joiner_on_another_node_lands_where_the_demo_is(
 
 
 async def test_presenters_on_two_nodes_move_one_demo(
-    server_factory, bus_prefix, tokens: Tokens, session
+    server_factory, redis_prefix, tokens: Tokens, session
 ):
     """Each presenter's commands apply to the demo as it is, whoever pressed last and where."""
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 3)
     staff = tokens.auth(**TEACHER)
     await _put_demo(session, nodes[0], staff, "loops", "python-loops.demo.json")
     await _room(session, nodes[0], staff, "demo-two")
@@ -145,9 +134,9 @@ async def test_presenters_on_two_nodes_move_one_demo(
 
 
 async def test_a_copy_and_an_unload_reach_every_node(
-    server_factory, bus_prefix, tokens: Tokens, session
+    server_factory, redis_prefix, tokens: Tokens, session
 ):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 2)
     staff = tokens.auth(**TEACHER)
     await _put_demo(session, nodes[0], staff, "loops", "python-loops.demo.json")
     await _room(session, nodes[0], staff, "demo-copy")

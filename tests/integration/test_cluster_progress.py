@@ -8,7 +8,7 @@ before), quiz tallies reach the staff of every node, and two students working
 together from different nodes accrue pairing minutes, each credited once, by
 their own node, with the other as partner.
 
-Without Redis, these tests skip outside CI and fail in CI (``bus_prefix``).
+Without Redis, these tests skip outside CI and fail in CI (``redis_prefix``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import pytest
 from pycrdt import Text
 
 from server.tokens import subject_uuid
-from tests.conftest import ServerProcess
-from tests.integration.test_cluster import EXAMPLES, SHARED_REDIS, bus_prefix  # noqa: F401
+from tests.cluster import EXAMPLES
+from tests.conftest import REDIS_URL, ServerProcess
 from tests.pyclient import YClient, eventually
 
 LOOPS = EXAMPLES / "python-loops.demo.json"
@@ -143,14 +143,14 @@ class Cluster:
 
 @pytest.fixture
 async def cluster(
-    bus_prefix: str,  # noqa: F811 (first: its keys are removed after the nodes stopped)
+    redis_prefix: str,
     server_factory: Callable[..., ServerProcess],
     database_url: str,
     tokens: Any,
 ) -> AsyncIterator[Cluster]:
     env = {
-        "REDIS_URL": SHARED_REDIS,
-        "OPENCODE_LIVE_BUS_PREFIX": bus_prefix,
+        "REDIS_URL": REDIS_URL,
+        "OPENCODE_LIVE_BUS_PREFIX": redis_prefix,
         "OPENCODE_LIVE_PAIRING_MINUTE_SECONDS": str(MINUTE),
     }
     nodes = [server_factory("--unload-grace-seconds", "0.5", env=env) for _ in range(2)]

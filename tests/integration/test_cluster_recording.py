@@ -31,16 +31,8 @@ from rooms.extension import RecordState
 from server.recordings import RecordingService, RecordRefused
 from server.recordslots import RecordSlot, RecordSlots
 from server.sharedredis import SharedRedis, state_prefix
-from tests.conftest import Tokens
-from tests.integration.test_cluster import (  # noqa: F401
-    SHARED_REDIS,
-    _free_port,
-    bus_prefix,
-    metric,
-    py_clients,
-    session,
-    start_nodes,
-)
+from tests.cluster import free_port, metric, py_clients, start_nodes
+from tests.conftest import REDIS_URL, Tokens
 from tests.pyclient import YClient
 from tests.pyclient import eventually as soon
 from tests.unit.test_recorder import FakeRoom, FlakyLibrary, _staff
@@ -104,11 +96,11 @@ def _type(client: YClient, path: str, text: str) -> None:
 
 async def test_a_recording_on_one_node_is_the_room_s_recording_on_every_node(
     server_factory,
-    bus_prefix,  # noqa: F811
+    redis_prefix,
     tokens,
-    session,  # noqa: F811
+    session,
 ):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 2)
     n0, n1 = nodes
     status, body = await _api(
         session,
@@ -286,8 +278,8 @@ async def _demo(http: aiohttp.ClientSession, tokens: Tokens, node: Any, demo_id:
 
 
 @pytest.fixture
-async def shared(bus_prefix: str) -> AsyncIterator[SharedRedis]:  # noqa: F811
-    client = SharedRedis(SHARED_REDIS, prefix=state_prefix(bus_prefix))
+async def shared(redis_prefix: str) -> AsyncIterator[SharedRedis]:
+    client = SharedRedis(REDIS_URL, prefix=state_prefix(redis_prefix))
     try:
         yield client
     finally:
@@ -338,7 +330,7 @@ async def test_a_recording_slot_is_held_by_one_recording_and_frees_itself(
 
 async def test_without_an_answer_from_redis_a_node_records_on_its_own_rule():
     """Redis away: recording goes on per node (never refused for it), capped in time."""
-    away = SharedRedis(f"redis://127.0.0.1:{_free_port()}/0", prefix="ocl-test-away:")
+    away = SharedRedis(f"redis://127.0.0.1:{free_port()}/0", prefix="ocl-test-away:")
     library = FlakyLibrary(failures=0)
     service = RecordingService(library, slots=RecordSlots(away), max_seconds=0.2)
     room = FakeRoom("alone")

@@ -16,16 +16,9 @@ import aiohttp
 import pytest
 from pycrdt import Text
 
-from tests.conftest import Tokens
-from tests.integration.test_cluster import (  # noqa: F401
-    SHARED_REDIS,
-    bus_prefix,
-    eventually,
-    metric,
-    py_clients,
-    session,
-    start_nodes,
-)
+from tests.cluster import metric, py_clients, start_nodes
+from tests.conftest import REDIS_URL, Tokens
+from tests.integration.node_driver import eventually
 from tests.pyclient import YClient
 from tests.pyclient import eventually as soon
 
@@ -71,11 +64,11 @@ async def _public_room(client: aiohttp.ClientSession, http: str, tokens: Tokens,
 @pytest.mark.usefixtures("docker_engine")
 async def test_a_run_on_one_node_is_the_room_s_run_on_every_node(
     server_factory,
-    bus_prefix,  # noqa: F811
+    redis_prefix,
     tokens,
-    session,  # noqa: F811
+    session,
 ):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2, *RUN_FLAGS)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 2, *RUN_FLAGS)
     room = "cluster-run"
     await _public_room(session, nodes[0].http, tokens, room)
     owner_token = tokens.token(**OWNER)
@@ -140,12 +133,12 @@ async def test_a_run_on_one_node_is_the_room_s_run_on_every_node(
 @pytest.mark.usefixtures("docker_engine")
 async def test_runs_per_hour_are_counted_once_for_all_nodes(
     server_factory,
-    bus_prefix,  # noqa: F811
+    redis_prefix,
     tokens,
-    session,  # noqa: F811
+    session,
 ):
     nodes = start_nodes(
-        server_factory, SHARED_REDIS, bus_prefix, 2, *RUN_FLAGS, "--runs-per-hour", "3"
+        server_factory, REDIS_URL, redis_prefix, 2, *RUN_FLAGS, "--runs-per-hour", "3"
     )
     job = {"language": "python", "files": {"main.py": "print(1)"}}
     olive = tokens.auth(**OWNER)
@@ -176,11 +169,11 @@ async def test_runs_per_hour_are_counted_once_for_all_nodes(
 
 async def test_api_requests_per_hour_are_counted_once_for_all_nodes(
     server_factory,
-    bus_prefix,  # noqa: F811
+    redis_prefix,
     tokens,
-    session,  # noqa: F811
+    session,
 ):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 3, "--api-requests-per-hour", "4")
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 3, "--api-requests-per-hour", "4")
     ada = tokens.auth(user_id="ada")
     for node in (nodes[0], nodes[1], nodes[2], nodes[0]):
         async with session.get(f"{node.http}/api/me", headers=ada) as r:
@@ -196,9 +189,9 @@ async def test_api_requests_per_hour_are_counted_once_for_all_nodes(
 @pytest.mark.usefixtures("docker_engine")
 async def test_a_run_goes_on_while_someone_on_another_node_watches(
     server_factory,
-    bus_prefix,  # noqa: F811
+    redis_prefix,
     tokens,
-    session,  # noqa: F811
+    session,
 ):
     """The requester leaves node 0 empty; a viewer on node 1 still sees the whole run.
 
@@ -206,7 +199,7 @@ async def test_a_run_goes_on_while_someone_on_another_node_watches(
     grace of 3 s; here the room is not empty, its viewer is on another node, so
     the run (longer than the grace) finishes, and its node keeps the room meanwhile.
     """
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2, *RUN_FLAGS)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 2, *RUN_FLAGS)
     room = "cluster-watched"
     await _public_room(session, nodes[0].http, tokens, room)
     lines = "".join(f"line {i}\n" for i in range(12))
@@ -232,11 +225,11 @@ async def test_a_run_goes_on_while_someone_on_another_node_watches(
 
 async def test_room_listings_count_connections_on_every_node(
     server_factory,
-    bus_prefix,  # noqa: F811
+    redis_prefix,
     tokens,
-    session,  # noqa: F811
+    session,
 ):
-    nodes = start_nodes(server_factory, SHARED_REDIS, bus_prefix, 2)
+    nodes = start_nodes(server_factory, REDIS_URL, redis_prefix, 2)
     room = "cluster-count"
     await _public_room(session, nodes[0].http, tokens, room)
     owner = tokens.auth(**OWNER)

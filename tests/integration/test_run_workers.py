@@ -12,13 +12,9 @@ import aiohttp
 import pytest
 from pycrdt import Text
 
+from tests.conftest import REDIS_URL
 from tests.integration.test_runs import OWNER, VIEWER, _client, _exit, _of, _stdout
 from tests.pyclient import eventually
-from tests.runworkers import (  # noqa: F401 (fixtures)
-    REDIS_URL,
-    redis_prefix,
-    worker_factory,
-)
 
 pytestmark = pytest.mark.usefixtures("docker_engine")
 
@@ -61,8 +57,8 @@ async def close_all(opened: list) -> None:
 async def test_room_runs_stream_live_from_workers_and_grade(
     server_factory,
     tokens,
-    redis_prefix,  # noqa: F811
-    worker_factory,  # noqa: F811
+    redis_prefix,
+    worker_factory,
 ):
     worker_factory(redis_prefix)
     worker_factory(redis_prefix)
@@ -118,8 +114,8 @@ async def test_room_runs_stream_live_from_workers_and_grade(
 async def test_a_worker_killed_mid_run_ends_the_room_run_clearly(
     server_factory,
     tokens,
-    redis_prefix,  # noqa: F811
-    worker_factory,  # noqa: F811
+    redis_prefix,
+    worker_factory,
 ):
     workers = [worker_factory(redis_prefix), worker_factory(redis_prefix)]
     server = server_factory(*queue_flags(redis_prefix), env=NO_DOCKER)
@@ -161,8 +157,8 @@ async def test_a_worker_killed_mid_run_ends_the_room_run_clearly(
 async def test_without_workers_a_run_fails_clearly_after_the_queue_wait(
     server_factory,
     tokens,
-    redis_prefix,  # noqa: F811
-    worker_factory,  # noqa: F811
+    redis_prefix,
+    worker_factory,
 ):
     server = server_factory(*queue_flags(redis_prefix, wait=2.0), env=NO_DOCKER)
     opened: list = []

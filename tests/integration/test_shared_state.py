@@ -22,12 +22,13 @@ from server.ratelimit import HourlyLimit
 from server.runslots import RunSlots
 from server.sharedlimit import SharedHourlyLimit
 from server.sharedredis import SharedRedis, state_prefix
-from tests.integration.test_cluster import SHARED_REDIS, _free_port, bus_prefix  # noqa: F401
+from tests.cluster import free_port
+from tests.conftest import REDIS_URL
 
 
 @pytest.fixture
-async def shared(bus_prefix: str) -> AsyncIterator[SharedRedis]:  # noqa: F811
-    client = SharedRedis(SHARED_REDIS, prefix=state_prefix(bus_prefix))
+async def shared(redis_prefix: str) -> AsyncIterator[SharedRedis]:
+    client = SharedRedis(REDIS_URL, prefix=state_prefix(redis_prefix))
     try:
         yield client
     finally:
@@ -69,7 +70,7 @@ async def test_gcra_in_redis_matches_the_local_limit_and_expires_its_keys(shared
 
 
 async def test_an_unreachable_redis_falls_back_to_the_local_count_at_once():
-    away = SharedRedis(f"redis://127.0.0.1:{_free_port()}/0", prefix="ocl-test-away:")
+    away = SharedRedis(f"redis://127.0.0.1:{free_port()}/0", prefix="ocl-test-away:")
     try:
         limit = SharedHourlyLimit(away, "api", 2, period=3600)
         before = _fallbacks("limit:api")
