@@ -16,6 +16,13 @@ and demo however often it is reached again. Course staff are not viewers:
 they present. Self-paced mode is each person's own playing, reported through
 ``PUT /api/demos/<id>/progress`` (server/progressapi.py).
 
+With several nodes, each node counts the viewers connected to it. When a
+viewer's last connection to a node leaves, that node sends what the viewer was
+shown to the other nodes holding the room (``RemoteService``), which add it to
+what they count for the same person: a viewer moved to another node (a node
+drained, a reconnect through the balancer) keeps what they watched, and parts
+watched on different nodes add up.
+
 ``Coverage`` and ``DemoWatch`` are pure (times are passed in, in server ms);
 ``DemoWatchService`` feeds them from the rooms: joins and leaves, every
 ``demo.state`` the room broadcasts (seen through a ``RoomTap``), and a sweep
@@ -31,6 +38,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import msgspec
 
 import demos
 from progress import DemoWatched
@@ -181,10 +190,25 @@ def is_viewer(conn: Connection) -> bool:
     return conn.person.role not in STAFF_ROLES
 
 
+class CoverageNote(msgspec.Struct, array_like=True, frozen=True):
+    """What one viewer was shown on one node, for the other nodes (``remote``)."""
+
+    demo: str
+    user: bytes
+    spans: list[tuple[float, float]]
+    steps: list[int]
+
+
+_note_encoder = msgspec.msgpack.Encoder()
+_note_decoder = msgspec.msgpack.Decoder(CoverageNote)
+
+
 class DemoWatchService:
     """A ``rooms.RoomService`` with no messages of its own."""
 
     messages: tuple[type, ...] = ()
+    #: Its name for coverage handed between nodes (``rooms.RemoteService``).
+    remote_tag = "demowatch"
 
     def __init__(self, feed: ProgressFeed, *, clock: Callable[[], float] = server_time_ms) -> None:
         self.feed = feed
@@ -210,7 +234,34 @@ class DemoWatchService:
         if watched is None or conn not in watched.viewers:
             return
         watched.watch.advance(self.clock(), watched.viewers.values())
-        del watched.viewers[conn]
+        user = watched.viewers.pop(conn)
+        self._tell(room, watched.watch)
+        demo = watched.watch.state.demo
+        cover = watched.watch.coverage.get(user)
+        if (
+            room.cluster is not None
+            and demo is not None
+            and cover is not None
+            and user not in watched.viewers.values()
+        ):
+            note = CoverageNote(demo, user.bytes, list(cover.spans), sorted(cover.steps))
+            room.send_service(self.remote_tag, _note_encoder.encode(note))
+
+    def remote(self, room: Room, payload: bytes) -> None:
+        """What a viewer was shown on another node: counted here too."""
+        try:
+            note = _note_decoder.decode(payload)
+            user = uuid.UUID(bytes=note.user)
+        except (msgspec.MsgspecError, ValueError):
+            log.warning("bad demo coverage from the bus", extra={"room": room.id})
+            return
+        watched = self._rooms.get(room)
+        if watched is None or watched.watch.state.demo != note.demo:
+            return
+        cover = watched.watch.coverage.setdefault(user, Coverage())
+        for start, end in note.spans:
+            cover.add_span(start, end)
+        cover.steps.update(note.steps)
         self._tell(room, watched.watch)
 
     def demo_loaded(self, room: Room) -> None:
