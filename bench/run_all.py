@@ -1,12 +1,16 @@
 """Run every benchmark against both servers and print a summary against the targets.
 
     python bench/run_all.py [--server ours|reference|both]
-        [--only fanout,rooms,join,idle,herd,runs,sync,progress]
+        [--only fanout,nodes,rooms,join,idle,herd,runs,workers,sync,progress]
 
 Each benchmark runs as its own process (its full tables are printed as it
 goes); the summary at the end puts the headline figures side by side. ``runs`` (code runs
 in rooms, a Docker Engine and the run image needed) and ``sync`` (demo playback) measure
 our server only; ``progress`` (events and leaderboards) measures the database layer, no server.
+Issue 9's two, ours only: ``nodes`` is ``fanout.py --nodes 3`` (three nodes sharing rooms
+through Redis; needs Redis and ``DATABASE_URL``, skipped without it) and ``workers`` is
+``runs.py --workers 1,2`` (runs/s with one and two worker processes, a CPU-bound and a
+waiting program; Docker and Redis), both shortened here to keep the whole run in minutes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,7 +27,33 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ("fanout", "rooms", "join", "idle", "herd", "runs", "sync", "progress")
+ORDER = (
+    "fanout",
+    "nodes",
+    "rooms",
+    "join",
+    "idle",
+    "herd",
+    "runs",
+    "workers",
+    "sync",
+    "progress",
+)
+#: Entries that are not ``<name>.py`` with the common flags: (script, its flags). Both
+#: measure our server only, shorter than their defaults to keep the whole run in minutes:
+#: ``nodes`` at the target's rate only (100 edits/s), 5 s per layout (~1 min); ``workers``
+#: one round, 3 s warm-up + 8 s per row, no own-engine row (~2 min).
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "nodes": ("fanout.py", ["--nodes", "3", "--node-rates", "100", "--node-duration", "5"]),
+    "workers": (
+        "runs.py",
+        ["--workers", "1,2", "--workload", "cpu,wait", "--sustain-seconds", "8"],
+    ),
+}
+#: Two workers against one, the waiting program: the ceiling is twice one worker's slots.
+WORKERS_WAIT_RATIO = 1.8
+#: fanout.py --nodes: crossing a node adds under this (ms, p99) at 100 edits/s.
+CROSSING_TARGET_MS = 5.0
 
 
 def fig(v: float | None, unit: str = "", digits: int = 1) -> str:
@@ -125,6 +157,17 @@ def summary(data: dict[str, dict], kinds: list[str]) -> list[list[str]]:
             {k: f"{worst[k]}/{n[k]}" for k in worst},
             worst["ours"] == n["ours"] if "ours" in worst else None,
         )
+    nodes = (data.get("nodes") or {}).get("nodes")
+    if nodes:
+        for r in nodes["phases"]:
+            if r["layout"] == "3 nodes" and r["rate"] == 100:
+                extra = r["other"]["p99"] - r["same"]["p99"]
+                add(
+                    f"(a) {nodes['nodes']} nodes, 100 edits/s: crossing a node, +p99",
+                    f"< {CROSSING_TARGET_MS:.0f} ms",
+                    {"ours": fig(extra, " ms")},
+                    extra < CROSSING_TARGET_MS and r["verdict"] == "ok",
+                )
     runs = (data.get("runs") or {}).get("results", {}).get("ours")
     if runs:
         h, d = runs["hello"], runs["docker_run"]
@@ -170,6 +213,26 @@ def summary(data: dict[str, dict], kinds: list[str]) -> list[list[str]]:
             {"ours": fig(s["runs_per_second"], "/s")},
             s["runs_per_second"] >= 20,
         )
+    workers = (data.get("workers") or {}).get("results", {}).get("ours")
+    if workers:
+        by = {(w["workload"], w["workers"]): w for w in workers["workers_summary"]}
+        for workload in dict.fromkeys(w["workload"] for w in workers["workers_summary"]):
+            one, two = by.get((workload, 1)), by.get((workload, 2))
+            if not one or not two:
+                continue
+            ratio = statistics.median(two["vs_one_worker"]) if two["vs_one_worker"] else None
+            wait = workload == "wait"
+            add(
+                f"(f) runs/s, 1 -> 2 workers ({workload}; containers on CPU "
+                f"{one['cpus']} -> {two['cpus']})",
+                f">= {WORKERS_WAIT_RATIO}x" if wait else "- (CPUs shared)",
+                {
+                    "ours": f"{fig(statistics.median(one['runs_per_second']), '/s')} -> "
+                    f"{fig(statistics.median(two['runs_per_second']), '/s')} "
+                    f"({fig(ratio, 'x', 2)})"
+                },
+                (ratio is not None and ratio >= WORKERS_WAIT_RATIO) if wait else None,
+            )
     sync = (data.get("sync") or {}).get("results", {}).get("ours")
     if sync and sync.get("part1"):
         g1 = sync["part1"]
@@ -240,24 +303,34 @@ def main() -> int:
     data: dict[str, dict] = {}
     failed: list[str] = []
     started = time.monotonic()
+    skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for name in names:
             out = Path(tmp) / f"{name}.json"
+            script, flags = VARIANTS.get(name, (f"{name}.py", []))
+            server = args.server
+            if name in VARIANTS:
+                if "ours" not in kinds:
+                    continue  # ours only
+                if name == "nodes" and not os.environ.get("DATABASE_URL"):
+                    print("\n=== nodes: skipped (fanout.py --nodes needs DATABASE_URL)")
+                    skipped.append(name)
+                    continue
+                server = "ours"
+            shown = ["python", f"bench/{script}", *flags, "--server", server]
             cmd = [
                 sys.executable,
-                str(BENCH / f"{name}.py"),
+                str(BENCH / script),
+                *flags,
                 "--server",
-                args.server,
+                server,
                 "--json",
                 str(out),
                 "--wait-quiet",
                 str(args.wait_quiet),
                 f"--ours-args={args.ours_args}",
             ]
-            print(
-                f"\n=== {' '.join(['python', f'bench/{name}.py', '--server', args.server])}",
-                flush=True,
-            )
+            print(f"\n=== {' '.join(shown)}", flush=True)
             t0 = time.monotonic()
             try:
                 rc = subprocess.run(cmd, timeout=300).returncode
@@ -279,6 +352,8 @@ def main() -> int:
             f"summary ({time.monotonic() - started:.0f} s in all)",
         )
     )
+    if skipped:
+        print(f"\nskipped: {', '.join(skipped)}")
     if failed:
         print(f"\nfailed or timed out: {', '.join(failed)}")
     return 1 if failed else 0

@@ -1,6 +1,7 @@
 """(f) Runs: code run in a room, from the "run" request to ``run.exit``, over the room socket.
 
     python bench/runs.py [--seq-runs 100] [--bursts 30,60] [--sustain-seconds 10]
+    python bench/runs.py --workers 0,1,2 [--workload cpu,wait] [--repeat 3]
 
 Our server only (the reference server has no runs); it needs a Docker Engine
 and the run image (``executor/images/build.sh`` builds it; this script installs
@@ -36,15 +37,34 @@ extension message ``{"type": "run"}`` and waits for that run's ``run.exit``
    10 s (after one untimed run each); runs/s counts the ``run.exit`` (status
    ok) received inside the window.
 
-5. **workers** (``--workers 1,2``: this phase only): a ``--run-queue redis``
-   server (``REDIS_URL``, else redis://127.0.0.1:6379/0; keys under a random
-   prefix, deleted at the end) and N ``opencode-live worker`` processes on this
-   machine's engine (``--run-pool-warm`` = users, each); ``--sustain-users`` users (16
-   in this mode unless given) run hello world back to back for
-   ``--sustain-seconds``; runs/s per N (N = 0: no queue, the server's own
-   engine, as the baseline). All on one host: the workers share its
-   CPUs and its Docker Engine, so this measures the queue's overhead and one
-   worker process's ceiling, not the scaling of separate hosts.
+5. **workers** (``--workers 1,2``, this part only; issue 9's "runs per second with
+   two workers against one"): a ``--run-queue redis`` server (``REDIS_URL``, else
+   redis://127.0.0.1:6379/0; its queue, bus and shared-state keys all under a random
+   prefix, deleted at the end) and ``opencode-live worker`` processes on this
+   machine's engine. 16 users (``--sustain-users``) run a program back to back; runs/s
+   counts the ``run.exit`` (ok, right output) received in ``--sustain-seconds`` after
+   ``--warmup-seconds`` (3). ``--workload cpu,wait`` says which program:
+
+   - ``cpu``: a loop of ~0.1 s of CPU. With ``--pin auto`` worker i's containers are
+     pinned to CPU i (``--worker-cpuset``): one worker on CPU 0 against two on CPU 0 and
+     CPU 1, as separate hosts would be. The server, Redis, the Docker Engine, the
+     workers themselves and this client are not pinned: they share both CPUs with the
+     programs, so two workers cannot reach twice one worker here.
+   - ``wait``: ``time.sleep(0.5)``, a program waiting as a student's program waits on
+     input: little CPU, so runs/s is bounded by the workers' slots (``--worker-slots``,
+     4 runs at once each): at most 8/s with one worker, 16/s with two.
+   - ``hello``: ``print("hello")``, the path's own overhead (the earlier figure).
+
+   Each round starts max(N) workers (each may keep ``users + slots`` containers, so
+   every user keeps one on every worker) and primes them (users run hello world until
+   every user has a container on every worker: none is made while measuring, column
+   ``made``), measures the rows with the most workers, stops the extra workers, and
+   measures the rows with fewer. N = 0 is the server's own engine (any CPU, no queue, no
+   slot limit; no wait row, as it refuses a run when all its containers are busy
+   rather than queueing it). ``--repeat`` rounds; the summary gives median (min-max).
+   A row whose "rest CPU%" (neither the programs, nor server, workers and client) is
+   over 40 % of a core was disturbed by other processes: it is measured again once if
+   the machine goes quiet, and the summary shows the quiet rows apart.
 
 Servers run with ``--runs-per-hour 1000000`` (and common.py's raised socket
 limits). Each is stopped with SIGTERM (it removes its containers); should any
@@ -55,15 +75,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import shutil
+import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from common import (
+    CLK_TCK,
+    QUIET_PCT,
     Meter,
     Peer,
     Results,
@@ -72,6 +97,7 @@ from common import (
     close_all,
     open_ws,
     parse_args,
+    proc_cpu_seconds,
     run,
     servers_of,
     table,
@@ -185,7 +211,13 @@ class RunServer(Server):
         self.leftovers = 0
 
     def start(self, timeout: float = 30.0) -> RunServer:
-        super().start(timeout)
+        try:
+            super().start(timeout)
+        except BaseException:
+            # a server that exits at start-up: its scratch database goes too (Server.start
+            # leaves it then, and ``with`` never reaches __exit__)
+            super().stop()
+            raise
         from executor.cgroups import process_start_time
 
         self.tag = f"{self.pid}:{process_start_time(self.pid) or '?'}"
@@ -228,7 +260,7 @@ async def wait_runs_ready(srv: Server, bound: float = 30.0) -> None:
     raise Unavailable(f"the server's runs are not available after {bound:.0f}s: {why}")
 
 
-async def wait_pool_warm(srv: RunServer, warm: int, bound: float) -> tuple[float, int]:
+async def wait_pool_warm(srv: RunServer | WorkerProc, warm: int, bound: float) -> tuple[float, int]:
     """Polls ``docker ps`` until ``warm`` of this server's containers run, then 2 s more.
 
     Returns (seconds waited, containers running).
@@ -467,46 +499,129 @@ async def phase_first_output(srv: RunServer, runs: int, timeout: float) -> dict[
     }
 
 
+class HostProbe:
+    """Over one window: each CPU's busy % (``/proc/stat`` cpuN lines) and the CPU % of some
+    processes (the workers): where the time went when workers are pinned to CPUs."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.t0 = time.monotonic()
+        self.c0 = per_cpu_busy_seconds()
+        self.p0 = sum(pid_cpu_seconds(p) for p in pids)
+        self.per_cpu_pct: list[float] = []
+        self.pids_pct = 0.0
+
+    def stop(self) -> HostProbe:
+        wall = time.monotonic() - self.t0
+        c1 = per_cpu_busy_seconds()
+        self.per_cpu_pct = [100.0 * (b - a) / wall for a, b in zip(self.c0, c1, strict=False)]
+        self.pids_pct = 100.0 * (sum(pid_cpu_seconds(p) for p in self.pids) - self.p0) / wall
+        return self
+
+
+def per_cpu_busy_seconds() -> list[float]:
+    """Busy seconds (not idle, not I/O wait) of each CPU, from /proc/stat."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if parts and parts[0].startswith("cpu") and parts[0] != "cpu":
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, parts[1:9])
+                out.append((user + nice + system + irq + softirq + steal) / CLK_TCK)
+    return out
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """A process's CPU seconds; 0 once it is gone (a worker that died is in the outcomes)."""
+    try:
+        return proc_cpu_seconds(pid)
+    except OSError:
+        return 0.0
+
+
 async def phase_sustained(
-    srv: RunServer, users: int, seconds: float, timeout: float
+    srv: RunServer,
+    users: int,
+    seconds: float,
+    timeout: float,
+    *,
+    source: str = HELLO_PY,
+    stdout: str | None = None,
+    warmup: float = 0.0,
+    probe_pids: list[int] | None = None,
+    tags: list[str] | None = None,
+    rooms: str = "runs-sustained",
 ) -> dict[str, Any]:
+    """``users`` users each run ``source`` back to back; runs/s over ``seconds``.
+
+    After one untimed run each, the users run for ``warmup`` + ``seconds``; only the
+    ``run.exit`` (status ok, and ``stdout`` if given) received in the last ``seconds``
+    count, and the CPU meters cover just that window: a steady state, not the ramp-up
+    (with runs of 0.5 s and a queue, the first exits come late) nor the tail.
+    ``tags``: the processes whose containers are counted at the window's ends (a
+    container made inside the window is CPU not spent on runs).
+    """
     clients = [
-        await connect(srv, f"runs-sustained-{i}", user_token(srv, f"s{i}"), HELLO_PY)
-        for i in range(users)
+        await connect(srv, f"{rooms}-{i}", user_token(srv, f"s{i}"), source) for i in range(users)
     ]
-    max_runs = int(seconds * 200)  # a bound on the loop, far above any rate reached
+    max_runs = int((warmup + seconds) * 200)  # a bound on the loop, far above any rate reached
+    count_containers = functools.partial(count_containers_of, tags or [srv.tag])
     try:
         await asyncio.gather(*(one_run(c, timeout) for c in clients))  # untimed
         results: list[list[dict[str, Any]]] = [[] for _ in clients]
-        meter = Meter(srv)
-        t0 = time.perf_counter()
-        deadline = t0 + seconds
+        start = time.perf_counter() + warmup
+        deadline = start + seconds
 
         async def loop(i: int) -> None:
             c = clients[i]
             while time.perf_counter() < deadline and len(results[i]) < max_runs:
                 r = await one_run(c, timeout)
-                r["in_window"] = r.get("t", float("inf")) <= deadline
+                r["in_window"] = start <= r.get("t", float("inf")) <= deadline
                 results[i].append(r)
 
+        async def measure() -> tuple[Meter, HostProbe, int, int]:
+            await asyncio.sleep(max(0.0, start - time.perf_counter() - 0.2))
+            before = await asyncio.to_thread(count_containers)
+            await asyncio.sleep(max(0.0, start - time.perf_counter()))
+            meter, probe = Meter(srv), HostProbe(probe_pids or [])
+            await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
+            meter.stop()
+            probe.stop()
+            return meter, probe, before, await asyncio.to_thread(count_containers)
+
+        measuring = asyncio.ensure_future(measure())
         await asyncio.gather(*(loop(i) for i in range(users)))
-        meter.stop()
+        meter, probe, before, after = await measuring
     finally:
         await close_all(clients)  # type: ignore[arg-type]
     flat = [r for rs in results for r in rs]
-    counted = [r for r in flat if r.get("status") == "ok" and r["in_window"]]
+    window = [r for r in flat if r["in_window"]]
+    counted = [
+        r
+        for r in window
+        if r.get("status") == "ok" and (stdout is None or r.get("stdout") == stdout)
+    ]
     ms = [r["ms"] for r in counted]
     return {
         "users": users,
         "seconds": seconds,
+        "warmup_seconds": warmup,
         "runs_ok_in_window": len(counted),
+        "wrong_output": sum(1 for r in window if r.get("status") == "ok") - len(counted),
         "runs_per_second": len(counted) / seconds,
         "outcomes": outcome_counts(flat),
         "p50_ms": pct(ms, 0.5),
         "p99_ms": pct(ms, 0.99),
+        "program_cpu_ms_p50": pct([float(r["cpu_ms"]) for r in counted if "cpu_ms" in r], 0.5),
+        # the programs' own CPU (their containers' cgroups), of the runs ended in the window
+        "programs_cpu_pct": sum(float(r.get("cpu_ms") or 0.0) for r in window) / seconds / 10,
+        "program_wall_ms_p50": pct([float(r["wall_ms"]) for r in counted if "wall_ms" in r], 0.5),
         "server_cpu_pct": meter.server_pct,
         "gen_cpu_pct": meter.gen_pct,
         "other_cpu_pct": meter.other_pct,
+        "per_cpu_pct": probe.per_cpu_pct,
+        "probed_cpu_pct": probe.pids_pct,
+        "containers_made_in_window": max(0, after - before),
     }
 
 
@@ -563,16 +678,90 @@ async def phase_burst(srv: RunServer, n: int, label: str, timeout: float) -> dic
 
 # --------------------------------------------------------------------------- workers
 
+#: A workers row whose "rest CPU%" (neither the programs, nor the server, workers and
+#: client) is above this was disturbed by something else on the host: measured once more.
+REST_CPU_LIMIT = 40.0
+#: ``--runs-per-container`` of the workers comparison (default 50): a container is replaced
+#: after that many runs, a cost per run that is the same for one worker or two; with 1000
+#: none is replaced during a round, so a measured window holds runs, not container turnover.
+RUNS_PER_CONTAINER = 1000
+#: Iterations of the ``cpu`` workload's loop: about 0.1 s of one CPU in the run image here.
+CPU_LOOPS = 1_500_000
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A program the users run back to back in the workers comparison, and what bounds it."""
+
+    name: str
+    source: str
+    #: The stdout a run must print to count.
+    stdout: str
+    about: str
+    #: Seconds the program waits (``wait``): the ceiling is slots / this.
+    wait_seconds: float = 0.0
+
+
+def workloads(wait_seconds: float) -> dict[str, Workload]:
+    n = CPU_LOOPS
+    return {
+        "hello": Workload(
+            "hello", HELLO_PY, "hello\n", 'print("hello"): the whole path\'s overhead'
+        ),
+        "cpu": Workload(
+            "cpu",
+            f"n = 0\nfor i in range({n}):\n    n += i * i\nprint(n)\n",
+            f"{(n - 1) * n * (2 * n - 1) // 6}\n",  # the sum of i*i below n
+            f"a loop of {n:,} additions (~0.1 s of CPU): bound by CPU",
+        ),
+        "wait": Workload(
+            "wait",
+            f'import time\ntime.sleep({wait_seconds})\nprint("done")\n',
+            "done\n",
+            f"time.sleep({wait_seconds}) (a program waiting, as on input): bound by slots",
+            wait_seconds,
+        ),
+    }
+
+
+def count_containers_of(tags: list[str]) -> int:
+    return sum(len(containers_of(t)) for t in tags)
+
+
+def cpusets_of(tags: list[str]) -> list[str]:
+    """The distinct ``HostConfig.CpusetCpus`` of these processes' containers ("" = any)."""
+    ids = [c for t in tags for c in containers_of(t)]
+    if not ids:
+        return []
+    out = docker("inspect", "--format", "{{.HostConfig.CpusetCpus}}", *ids, timeout=60)
+    return sorted({line.strip() for line in out.stdout.splitlines()})
+
 
 class WorkerProc:
     """One ``opencode-live worker`` process; stopped by its PID, its containers removed."""
 
-    def __init__(self, redis_url: str, prefix: str, warm: int) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        *,
+        warm: int,
+        max_containers: int,
+        slots: int | None = None,
+        cpuset: str | None = None,
+    ) -> None:
         import os
         import tempfile
 
         from executor.cgroups import process_start_time
 
+        self.cpuset = cpuset
+        flags = ["--run-pool-warm", str(warm), "--run-pool-max", str(max_containers)]
+        flags += ["--runs-per-container", str(RUNS_PER_CONTAINER)]
+        if slots is not None:
+            flags += ["--worker-slots", str(slots)]
+        if cpuset is not None:
+            flags += ["--worker-cpuset", cpuset]
         self.log = tempfile.NamedTemporaryFile(prefix="bench-worker-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [
@@ -584,8 +773,7 @@ class WorkerProc:
                 redis_url,
                 "--run-queue-prefix",
                 prefix,
-                "--run-pool-warm",
-                str(warm),
+                *flags,
                 "--log-level",
                 "warning",
             ],
@@ -596,17 +784,26 @@ class WorkerProc:
         )
         self.tag = f"{self.proc.pid}:{process_start_time(self.proc.pid) or '?'}"
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM (it finishes its runs and removes its containers), then what it left."""
+        self.terminate()
+        try:
+            self.proc.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
         left = containers_of(self.tag)
         if left:
             docker("rm", "-f", *left, timeout=120)
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+    def log_tail(self, n: int = 1500) -> str:
+        return Path(self.log.name).read_bytes()[-n:].decode("utf-8", "replace")
 
 
 def delete_redis_prefix(redis_url: str, prefix: str) -> None:
@@ -621,77 +818,338 @@ def delete_redis_prefix(redis_url: str, prefix: str) -> None:
         client.close()
 
 
-async def phase_workers(args: Any, counts: list[int]) -> list[dict[str, Any]]:
-    """Sustained runs/s through the Redis queue with N worker processes, for each N."""
+async def prime(
+    srv: RunServer, users: int, tags: list[str], target: int, bound: float
+) -> tuple[float, int]:
+    """Users run hello world back to back until ``tags``' processes hold ``target``
+    containers (every user one on every worker, plus the warm ones) or ``bound`` s pass.
+
+    A user's job goes to whichever worker reads it first, so which worker has met whom
+    is chance; a user's first job on a worker makes a container there (~0.1-0.3 s of the
+    Engine's CPU), and those must not fall in a measured window. Returns (seconds, count).
+    """
+    clients = [
+        await connect(srv, f"runs-prime-{i}", user_token(srv, f"s{i}"), HELLO_PY)
+        for i in range(users)
+    ]
+    t0 = time.monotonic()
+    count = 0
+    done = asyncio.Event()
+
+    async def loop(c: RunClient) -> None:
+        while not done.is_set():
+            await one_run(c, 30.0)
+
+    loops = [asyncio.ensure_future(loop(c)) for c in clients]
+    try:
+        while time.monotonic() - t0 < bound:
+            count = await asyncio.to_thread(count_containers_of, tags)
+            if count >= target:
+                break
+            await asyncio.sleep(1.0)
+    finally:
+        done.set()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await close_all(clients)  # type: ignore[arg-type]
+    return time.monotonic() - t0, count
+
+
+async def workers_row(
+    args: Any, srv: RunServer, work: Workload, workers: list[WorkerProc], rep: int
+) -> dict[str, Any]:
+    """One row: ``work`` run by ``args.sustain_users`` users through ``workers`` (none: the
+    server's own engine), in rooms of the row's own."""
+    n = len(workers)
+    label = work.name + (f" #{rep + 1}" if args.repeat > 1 else "")
+    print(
+        f"{label}: {n or 'no'} worker(s), {args.sustain_users} users x "
+        f"{args.sustain_seconds:.0f}s (after {args.warmup_seconds:.0f}s) ...",
+        flush=True,
+    )
+    tags = [w.tag for w in workers] or [srv.tag]
+    for attempt in range(2):
+        s = await phase_sustained(
+            srv,
+            args.sustain_users,
+            args.sustain_seconds,
+            args.run_timeout,
+            source=work.source,
+            stdout=work.stdout,
+            warmup=args.warmup_seconds,
+            probe_pids=[w.proc.pid for w in workers],
+            tags=tags,
+            rooms=f"runs-{work.name}-{n}-{attempt}",
+        )
+        # CPU that went neither to the programs nor to the workers (other CPU% holds both):
+        # the Engine and Redis (some % here), and whatever else runs on the host meanwhile
+        s["rest_cpu_pct"] = s["other_cpu_pct"] - s["programs_cpu_pct"] - s["probed_cpu_pct"]
+        s["remeasured"] = attempt > 0
+        if attempt or s["rest_cpu_pct"] <= REST_CPU_LIMIT:
+            break
+        print(
+            f"  ({s['rest_cpu_pct']:.0f}% of a core went to neither the runs nor these "
+            "processes: measured again if the host goes quiet)",
+            flush=True,
+        )
+        if wait_quiet(max_wait=args.wait_quiet) >= QUIET_PCT:
+            break
+    s["cpusets"] = await asyncio.to_thread(cpusets_of, tags)
+    s.update(
+        workload=work.name,
+        workers=n,
+        repeat=rep,
+        slots=args.worker_slots if n else None,
+        # as the Engine reports them (docker inspect), not as asked for
+        cpus=", ".join(c or "any" for c in s["cpusets"]) or "any",
+        ceiling=n * args.worker_slots / work.wait_seconds if work.wait_seconds and n else None,
+    )
+    print(
+        f"  {s['runs_per_second']:.1f} runs/s, p50 {f1(s['p50_ms'])} ms, p99 "
+        f"{f1(s['p99_ms'])} ms, CPUs {' / '.join(f'{c:.0f}%' for c in s['per_cpu_pct'])}, "
+        f"containers made {s['containers_made_in_window']}",
+        flush=True,
+    )
+    return s
+
+
+async def workers_round(
+    args: Any, counts: list[int], kinds: list[Workload], rep: int
+) -> list[dict[str, Any]]:
+    """Every row once: one ``--run-queue redis`` server and max(N) workers (worker i's
+    containers on CPU i with ``--pin auto``), primed; the rows with the most workers
+    first, then the last workers are stopped (SIGTERM) for the rows with fewer, so the
+    remaining ones keep their containers and nothing is made while measuring. Then, for
+    N = 0, a server with its own engine (any CPU; it refuses a run when its containers
+    are busy rather than queueing it, so no wait row).
+
+    Each worker takes ``--worker-slots`` runs at once and may keep ``users + slots``
+    containers: every user keeps one on every worker, none is evicted.
+    """
     import os
     import uuid
 
-    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    users = args.sustain_users if args.sustain_users_given else 16
-    out = []
-    for n in counts:
+    users, slots = args.sustain_users, args.worker_slots
+    rows: list[dict[str, Any]] = []
+    queued = sorted((n for n in set(counts) if n > 0), reverse=True)
+    if queued:
+        redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         prefix = f"bench:{uuid.uuid4().hex[:10]}:"
+        ncpu = os.cpu_count() or 1
         workers: list[WorkerProc] = []
+        wait_quiet(max_wait=args.wait_quiet)
         try:
-            wait_quiet(max_wait=args.wait_quiet)
-            # warm = users: a user's runs land on any worker, each keeps a container per user
-            workers = [WorkerProc(redis_url, prefix, warm=users) for _ in range(n)]
+            for i in range(queued[0]):
+                workers.append(
+                    WorkerProc(
+                        redis_url,
+                        prefix,
+                        warm=slots,
+                        max_containers=users + slots,
+                        slots=slots,
+                        cpuset=str(i % ncpu) if args.pin == "auto" else None,
+                    )
+                )
             flags = ["--run-queue", "redis", "--redis-url", redis_url]
-            flags += ["--run-queue-prefix", prefix, "--run-pool-warm", "0"]
-            if n == 0:  # the baseline: the server's own engine, no queue
-                flags = ["--run-pool-warm", str(users)]
-            with RunServer(flags) as srv:
+            # the room bus and the shared run slots too: every key under the run's prefix
+            flags += ["--run-queue-prefix", prefix, "--bus-prefix", f"{prefix}bus:"]
+            with RunServer([*flags, "--run-pool-warm", "0"]) as srv:
                 await wait_runs_ready(srv)
-                if n == 0:
-                    await wait_pool_warm(srv, users, args.warm_timeout)
                 for w in workers:
-                    waited, running = await wait_pool_warm(w, users, args.warm_timeout)  # type: ignore[arg-type]
-                    print(f"worker {w.proc.pid}: warm after {waited:.1f}s ({running})", flush=True)
-                print(f"workers {n}: sustained {users} users x {args.sustain_seconds:.0f}s ...")
-                s = await phase_sustained(srv, users, args.sustain_seconds, args.run_timeout)
-                s["workers"] = n
-                out.append(s)
-                print(f"  {s['runs_per_second']:.1f} runs/s, p50 {f1(s['p50_ms'])} ms", flush=True)
+                    if w.proc.poll() is not None:
+                        raise RuntimeError(f"worker {w.proc.pid} exited:\n{w.log_tail()}")
+                    await wait_pool_warm(w, slots, args.warm_timeout)
+                target = len(workers) * (users + slots)
+                took, count = await prime(
+                    srv, users, [w.tag for w in workers], target, args.prime_timeout
+                )
+                print(f"primed: {count}/{target} containers after {took:.1f}s", flush=True)
+                for n in queued:
+                    while len(workers) > n:
+                        workers.pop().stop()
+                    for work in kinds:
+                        rows.append(await workers_row(args, srv, work, workers, rep))
+                if log := srv.errors_in_log():
+                    rows[-1]["server_log"] = log[-1500:]
         finally:
+            for w in workers:
+                w.terminate()  # all at once: each removes its own containers
             for w in workers:
                 w.stop()
             delete_redis_prefix(redis_url, prefix)
+    own = [k for k in kinds if not k.wait_seconds]
+    if 0 in counts and own:
+        wait_quiet(max_wait=args.wait_quiet)
+        own_flags = ["--run-pool-warm", str(slots), "--run-pool-max", str(users + slots)]
+        own_flags += ["--runs-per-container", str(RUNS_PER_CONTAINER)]
+        with RunServer(own_flags) as srv:
+            await wait_runs_ready(srv)
+            await wait_pool_warm(srv, slots, args.warm_timeout)
+            await prime(srv, users, [srv.tag], users + slots, args.prime_timeout)
+            for work in own:
+                rows.append(await workers_row(args, srv, work, [], rep))
+    return rows
+
+
+async def phase_workers(args: Any, counts: list[int], names: list[str]) -> list[dict[str, Any]]:
+    """Every row, ``--repeat`` times; each round has fresh processes, so a repeat's spread
+    includes start-up luck (which containers landed where) as well as other processes'
+    noise on the host."""
+    kinds = [workloads(args.wait_seconds)[name] for name in names]
+    rows = []
+    for rep in range(args.repeat):
+        rows += await workers_round(args, counts, kinds, rep)
+    return rows
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    """median (min-max), or the one value."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return (
+        f"{statistics.median(values):.{digits}f} "
+        f"({min(values):.{digits}f}-{max(values):.{digits}f})"
+    )
+
+
+def is_quiet(row: dict[str, Any]) -> bool:
+    """Whether little else ran on the host during the row (see ``REST_CPU_LIMIT``)."""
+    return row["rest_cpu_pct"] <= REST_CPU_LIMIT
+
+
+def workers_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (workload, N), over the repeats: runs/s and latencies of every row, and runs/s
+    of the quiet rows alone; the ratio to one worker, repeat by repeat (the rows of one
+    round ran a minute or two apart), from the rounds where both rows were quiet if any."""
+    out = []
+    keys = sorted({(r["workload"], r["workers"]) for r in rows}, key=lambda k: (k[0], k[1]))
+    for workload, n in keys:
+        mine = [r for r in rows if r["workload"] == workload and r["workers"] == n]
+        ones = {r["repeat"]: r for r in rows if r["workload"] == workload and r["workers"] == 1}
+        pairs = [
+            (r, ones[r["repeat"]])
+            for r in mine
+            if r["repeat"] in ones and ones[r["repeat"]]["runs_per_second"] > 0
+        ]
+        quiet_pairs = [(r, o) for r, o in pairs if is_quiet(r) and is_quiet(o)]
+        out.append(
+            {
+                "workload": workload,
+                "workers": n,
+                "cpus": mine[0]["cpus"],
+                "repeats": len(mine),
+                "runs_per_second": [r["runs_per_second"] for r in mine],
+                "quiet_runs_per_second": [r["runs_per_second"] for r in mine if is_quiet(r)],
+                "p50_ms": [r["p50_ms"] for r in mine],
+                "p99_ms": [r["p99_ms"] for r in mine],
+                "vs_one_worker": [
+                    r["runs_per_second"] / o["runs_per_second"] for r, o in quiet_pairs or pairs
+                ],
+                "ratio_from": "quiet rounds" if quiet_pairs else "all rounds",
+                "ceiling": mine[0]["ceiling"],
+            }
+        )
     return out
 
 
-def report_workers(rows: list[dict[str, Any]]) -> str:
-    return table(
-        [
-            "workers",
-            "users",
-            "seconds",
-            "runs ok",
-            "runs/s",
-            "p50 ms",
-            "p99 ms",
-            "srv CPU%",
-            "other CPU%",
-            "outcomes",
-        ],
-        [
+def report_workers(rows: list[dict[str, Any]], users: int, about: dict[str, str]) -> str:
+    parts = []
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        mine = [r for r in rows if r["workload"] == workload]
+        parts.append(
+            table(
+                [
+                    "round",
+                    "workers",
+                    "containers on",
+                    "slots",
+                    "runs ok",
+                    "runs/s",
+                    "ceiling/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "prog CPU ms",
+                    "CPU0% / CPU1%",
+                    "progs CPU%",
+                    "srv CPU%",
+                    "workers CPU%",
+                    "rest CPU%",
+                    "made",
+                    "outcomes",
+                ],
+                [
+                    [
+                        s["repeat"] + 1,
+                        s["workers"] or "0 (own engine)",
+                        f"CPU {s['cpus']}" if s["cpus"] != "any" else "any CPU",
+                        s["slots"] or "-",
+                        s["runs_ok_in_window"],
+                        f"{s['runs_per_second']:.1f}",
+                        f"{s['ceiling']:.0f}" if s["ceiling"] else "-",
+                        f1(s["p50_ms"]),
+                        f1(s["p99_ms"]),
+                        f1(s["program_cpu_ms_p50"]),
+                        " / ".join(f"{c:.0f}" for c in s["per_cpu_pct"]),
+                        f"{s['programs_cpu_pct']:.0f}",
+                        f"{s['server_cpu_pct']:.0f}",
+                        f"{s['probed_cpu_pct']:.0f}" if s["workers"] else "-",
+                        f"{s['rest_cpu_pct']:.0f}",
+                        s["containers_made_in_window"],
+                        ", ".join(f"{k} {v}" for k, v in s["outcomes"].items())
+                        + (f", wrong output {s['wrong_output']}" if s["wrong_output"] else "")
+                        + (" (measured again)" if s["remeasured"] else ""),
+                    ]
+                    for s in mine
+                ],
+                f"(f5) workload {workload}: {about[workload]}; {users} users run it back to "
+                "back, runs/s over the window; a --run-queue redis server and N worker "
+                "processes on this one host (server, Redis, Docker Engine and this client "
+                "share its CPUs; progs CPU% = the programs' containers, rest CPU% = what "
+                "neither they nor server, workers and client used: Engine, Redis, others)",
+            )
+        )
+    summary = workers_summary(rows)
+    parts.append(
+        table(
             [
-                s["workers"] or "0 (local)",
-                s["users"],
-                f"{s['seconds']:.0f}",
-                s["runs_ok_in_window"],
-                f"{s['runs_per_second']:.1f}",
-                f1(s["p50_ms"]),
-                f1(s["p99_ms"]),
-                f"{s['server_cpu_pct']:.0f}",
-                f"{s['other_cpu_pct']:.0f}",
-                ", ".join(f"{k} {v}" for k, v in s["outcomes"].items()),
-            ]
-            for s in rows
-        ],
-        "(f5) runs through the Redis queue: a --run-queue redis server and N worker "
-        "processes on this host; users run hello world back to back (other CPU% includes "
-        "the workers and the Docker Engine)",
+                "workload",
+                "workers",
+                "containers on",
+                "rows",
+                "runs/s",
+                "quiet rows",
+                "runs/s quiet",
+                "x 1 worker",
+                "p50 ms",
+                "p99 ms",
+            ],
+            [
+                [
+                    s["workload"],
+                    s["workers"] or "0 (own engine)",
+                    f"CPU {s['cpus']}" if s["cpus"] != "any" else "any CPU",
+                    s["repeats"],
+                    spread(s["runs_per_second"]),
+                    len(s["quiet_runs_per_second"]),
+                    spread(s["quiet_runs_per_second"]),
+                    "1"
+                    if s["workers"] == 1
+                    else f"{spread(s['vs_one_worker'], 2)} ({s['ratio_from']})",
+                    spread(s["p50_ms"], 0),
+                    spread(s["p99_ms"], 0),
+                ]
+                for s in summary
+            ],
+            "(f5) summary: median (min-max) over the rows; quiet: rest CPU% <= "
+            f"{REST_CPU_LIMIT:.0f} (little else ran on the host); x 1 worker = runs/s against "
+            "the one-worker row of the same round",
+        )
     )
+    for s in rows:
+        if s.get("server_log"):
+            parts.append(f"server printed ({s['workload']}, {s['workers']}):\n{s['server_log']}")
+    return "\n\n".join(parts)
 
 
 # --------------------------------------------------------------------------- report
@@ -928,16 +1386,50 @@ async def main() -> int:
         "--workers",
         default="",
         metavar="N,M",
-        help="only measure runs/s through the Redis run queue with N, then M worker processes "
-        "(0: no queue, the server's own engine, as a baseline)",
+        help="only compare runs/s through the Redis run queue with N, then M worker "
+        "processes (0: no queue, the server's own engine, as a baseline; not for wait)",
+    )
+    p.add_argument(
+        "--workload",
+        default="cpu,wait",
+        help="with --workers: what the users run, comma-separated: cpu (~0.1 s of CPU), "
+        "wait (sleeps --wait-seconds), hello (print)",
+    )
+    p.add_argument(
+        "--worker-slots", type=int, default=4, help="with --workers: runs each worker takes at once"
+    )
+    p.add_argument(
+        "--pin",
+        choices=("auto", "none"),
+        default="auto",
+        help="with --workers: auto pins worker i's containers to CPU i (none: any CPU)",
+    )
+    p.add_argument("--wait-seconds", type=float, default=0.5, help="the wait workload's sleep")
+    p.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=None,
+        help="runs before the measured window (0; 3 with --workers)",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="with --workers: rounds of every row")
+    p.add_argument(
+        "--prime-timeout",
+        type=float,
+        default=60.0,
+        help="with --workers: bound on making every user a container on every worker (s)",
     )
     p.add_argument("--sustain-seconds", type=float, default=10.0)
     p.add_argument("--run-timeout", type=float, default=30.0, help="bound on one run (s)")
     p.add_argument("--warm-timeout", type=float, default=90.0, help="bound on a pool warm-up (s)")
     args = parse_args(p)
-    args.sustain_users_given = args.sustain_users is not None
     if args.sustain_users is None:
-        args.sustain_users = 4
+        args.sustain_users = 16 if args.workers else 4
+    if args.warmup_seconds is None:
+        args.warmup_seconds = 3.0 if args.workers else 0.0
+    names = [x.strip() for x in args.workload.split(",") if x.strip()]
+    unknown = set(names) - set(workloads(args.wait_seconds))
+    if unknown or args.repeat < 1 or args.worker_slots < 1:
+        p.error(f"bad --workload {', '.join(sorted(unknown))} or --repeat/--worker-slots < 1")
     kinds = servers_of(args.server)
     if "reference" in kinds:
         print("(the reference server has no runs: runs.py measures ours only)")
@@ -950,10 +1442,15 @@ async def main() -> int:
         print(f"Docker Engine {version}, image {args.image}", flush=True)
         if args.workers:
             counts = [int(x) for x in args.workers.split(",") if x.strip()]
-            rows = await phase_workers(args, counts)
+            rows = await phase_workers(args, counts, names)
             print()
-            print(report_workers(rows))
-            Results("runs", {"results": {"ours": {"workers": rows}}}).save(args.json)
+            about = {k: w.about for k, w in workloads(args.wait_seconds).items()}
+            print(report_workers(rows, args.sustain_users, about))
+            print(f"\n(runs.py --workers: {time.monotonic() - started:.0f} s in all)")
+            summary = workers_summary(rows)
+            Results(
+                "runs", {"results": {"ours": {"workers": rows, "workers_summary": summary}}}
+            ).save(args.json)
             return 0
         res = await bench(args)
     except Unavailable as exc:

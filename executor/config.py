@@ -27,6 +27,9 @@ class ExecutorConfig:
     languages_dir: Path | None = None
     #: A container kept for a user is destroyed after this long without a run.
     idle_seconds: float = 300.0
+    #: Host CPUs every container is pinned to (Docker's cpuset, "0", "0-1", "0,2");
+    #: None: any CPU. For workers sharing one host (``opencode-live worker --worker-cpuset``).
+    cpuset_cpus: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_containers < 1:

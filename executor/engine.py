@@ -123,8 +123,13 @@ def describe(exc: BaseException, where: str = "") -> str:
 
 
 class Engine:
-    def __init__(self, docker_host: str | None, threads: int = 32) -> None:
+    def __init__(
+        self, docker_host: str | None, threads: int = 32, cpuset_cpus: str | None = None
+    ) -> None:
         self.host = docker_host
+        #: Host CPUs every new container is pinned to (Docker's ``cpuset_cpus``, e.g. "0" or
+        #: "0-1"); None: any CPU, within ``Shape.cpus`` (``ExecutorConfig.cpuset_cpus``).
+        self.cpuset_cpus = cpuset_cpus
         self.where = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self._threads = ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="executor-docker"
@@ -194,6 +199,7 @@ class Engine:
             mem_limit=shape.memory_bytes,
             memswap_limit=shape.memory_bytes,
             nano_cpus=int(shape.cpus * 1e9),
+            cpuset_cpus=self.cpuset_cpus,
             pids_limit=shape.pids,
             network_mode="none",
             cap_drop=["ALL"],

@@ -438,7 +438,7 @@ class Executor:
     def __init__(self, config: ExecutorConfig | None = None) -> None:
         self.config = config or ExecutorConfig()
         self.languages: dict[str, LanguageSpec] = load_languages(self.config.languages_dir)
-        self._engine = Engine(self.config.docker_host)
+        self._engine = Engine(self.config.docker_host, cpuset_cpus=self.config.cpuset_cpus)
         self._available = False
         self._reason = "the executor is not started"
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Awaitable
@@ -65,6 +67,23 @@ log = logging.getLogger("opencode_live.worker")
 BLOCK_MS = 1000
 #: Deliveries of one job that may reach a worker before it is failed (first try + one retry).
 MAX_TRIES = 2
+
+
+#: Docker's cpuset syntax: CPU numbers and ranges, comma-separated ("0", "0-1", "0,2-3").
+_CPUSET = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
+
+
+def check_cpuset(text: str) -> str:
+    """``text`` if it is a cpuset ("0", "0-1", "0,2"), else ValueError: caught at start-up,
+    not when the first container is made (Docker would refuse each one)."""
+    value = text.strip()
+    if not _CPUSET.fullmatch(value):
+        raise ValueError(f"not a CPU set (like 0, 0-1 or 0,2): {text!r}")
+    for part in value.split(","):
+        low, _, high = part.partition("-")
+        if high and int(high) < int(low):
+            raise ValueError(f"not a CPU set (a range goes up): {text!r}")
+    return value
 
 
 async def ensure_group(r: aioredis.Redis, keys: Keys) -> None:
@@ -129,9 +148,18 @@ class Worker:
         name: str | None = None,
         concurrency: int | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        cpuset_cpus: str | None = None,
     ) -> None:
+        """``concurrency``: jobs in hand at once (default ``config.max_containers``; fewer
+        lets each user keep a container while few run at once). ``cpuset_cpus``: pin this
+        worker's containers to these host CPUs ("0", "0-1", "0,2"), so that workers sharing
+        one host do not share CPUs (``bench/runs.py --workers``); default: any CPU."""
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("a worker's concurrency must be at least 1")
         self.keys = Keys(prefix)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        if cpuset_cpus is not None:
+            config = dataclasses.replace(config, cpuset_cpus=check_cpuset(cpuset_cpus))
         self.executor = Executor(config)
         self.concurrency = concurrency or config.max_containers
         self.lease_ms = int(lease_seconds * 1000)
@@ -143,6 +171,14 @@ class Worker:
         self._slot = asyncio.Event()
         self._stopping = asyncio.Event()
         self._closing = False
+
+    @property
+    def in_hand(self) -> int:
+        """Jobs taken and not finished: their tasks, counted from the moment they are
+        taken (``_jobs`` only holds them once started, after a few Redis round trips; the
+        loop that takes jobs must not read more meanwhile, or it takes more than its
+        ``concurrency`` and the executor refuses the extra ones as busy)."""
+        return len(self._tasks)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -201,7 +237,7 @@ class Worker:
     async def _take_jobs(self) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._jobs)
+            free = self.concurrency - self.in_hand
             if free <= 0 or not self.executor.available:
                 self._slot.clear()
                 with contextlib.suppress(TimeoutError):
@@ -232,7 +268,12 @@ class Worker:
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A job's slot is free once its task is gone from ``_tasks`` (``in_hand``)."""
+        self._tasks.discard(task)
+        self._slot.set()
 
     async def _heartbeat(self) -> None:
         """Liveness: the workers set, the leases and the idle time of the jobs in hand; and
@@ -247,7 +288,7 @@ class Worker:
                     pipe.set(self.keys.lease(run), self.name, px=self.lease_ms)
                     pipe.xclaim(self.keys.jobs, GROUP, self.name, 0, [entry_id], justid=True)
                 await pipe.execute()
-                free = self.concurrency - len(self._jobs)
+                free = self.concurrency - self.in_hand
                 if free > 0 and not self._stopping.is_set() and self.executor.available:
                     await self._reclaim(free)
             except asyncio.CancelledError:

@@ -60,12 +60,19 @@ async def serve(settings: Settings) -> None:
         log.info("stopped")
 
 
-async def work(settings: Settings) -> None:
+async def work(settings: Settings, slots: int | None = None, cpuset: str | None = None) -> None:
     """``opencode-live worker``: take run jobs from the Redis queue until SIGTERM or SIGINT,
-    then finish the runs in hand (``executor.worker``)."""
+    then finish the runs in hand (``executor.worker``). ``slots`` and ``cpuset``: the
+    worker-only flags ``--worker-slots`` and ``--worker-cpuset`` (see ``build_parser``)."""
     from executor import Worker
 
-    worker = Worker(settings.redis_url, settings.run_queue_prefix, settings.executor_config())
+    worker = Worker(
+        settings.redis_url,
+        settings.run_queue_prefix,
+        settings.executor_config(),
+        concurrency=slots,
+        cpuset_cpus=cpuset,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
@@ -82,11 +89,17 @@ def worker_main(args: argparse.Namespace) -> int:
         settings = load_settings(args)
         if not settings.redis_url:
             raise ValueError("a worker needs the run queue's Redis: set REDIS_URL (or --redis-url)")
+        if args.worker_slots is not None and args.worker_slots < 1:
+            raise ValueError("--worker-slots must be at least 1")
+        if args.worker_cpuset is not None:
+            from executor.worker import check_cpuset
+
+            check_cpuset(args.worker_cpuset)
     except ValueError as exc:
         print(f"opencode-live: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
-    uvloop.run(work(settings))
+    uvloop.run(work(settings, args.worker_slots, args.worker_cpuset))
     return 0
 
 
@@ -140,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
         "in this host's Docker Engine",
     )
     add_arguments(worker)
+    # Worker-only, flags without a setting: for running several workers on one host
+    # (bench/runs.py --workers); the defaults change nothing.
+    worker.add_argument(
+        "--worker-slots",
+        type=int,
+        default=None,
+        metavar="N",
+        help="runs this worker takes at once (default: --run-pool-max); fewer than "
+        "--run-pool-max lets users keep their containers while only N run",
+    )
+    worker.add_argument(
+        "--worker-cpuset",
+        default=None,
+        metavar="CPUS",
+        help="pin this worker's run containers to these host CPUs, Docker's --cpuset-cpus "
+        "syntax (0, 0-1, 0,2); default: any CPU (each run still gets --run-cpus)",
+    )
     commands.add_parser("settings", help="print the settings table (Markdown)")
     token = commands.add_parser(
         "token", help="mint a sign-in token (shared-secret mode) for a student, TA or instructor"
