@@ -30,8 +30,10 @@ serve: install
 lint:
 	$(PYTHON) -m ruff check .
 
+# Two processes (pytest-xdist), a test file each at a time: most of a test's time is
+# spent waiting on servers, Postgres and Docker, so two halve the wall time here.
 test: install-test lint web-check
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile
 
 # The classroom page: web/src -> web/dist (committed, so pip installs need no Node).
 web:
