@@ -286,19 +286,8 @@ class RecordingService:
         if session is not None and session.room is room:
             room.send_room(conn, session.state())
         elif self.slots is not None and conn.extension:
-            self._spawn(self._greet_remote(room, conn))
-
-    async def _greet_remote(self, room: Room, conn: Connection) -> None:
-        """A joiner here, perhaps a recording on another node: tell them what the slot says."""
-        assert self.slots is not None
-        record = await self.slots.read(room.id)
-        if (
-            record is not None
-            and record.node != self.slots.node
-            and conn in room.connections
-            and room.id not in self.active
-        ):
-            room.send_room(conn, record.state)
+            # perhaps a recording on another node: they are told what the slot says
+            self._spawn(self.slots.tell_joiner(room, conn, self.active, lambda r: r.state))
 
     def left(self, room: Room, conn: Connection) -> None:
         """Nothing: a recording outlives a page reload; it ends when the room unloads

@@ -300,20 +300,8 @@ class RunService:
                 current.orphan_timer.cancel()
                 current.orphan_timer = None
         elif self.slots is not None and conn.extension:
-            self._spawn(self._greet_remote(room, conn))
-
-    async def _greet_remote(self, room: Room, conn: Connection) -> None:
-        """A joiner here, a run on another node: tell them, if it still goes on."""
-        assert self.slots is not None
-        record = await self.slots.read(room.id)
-        if (
-            record is not None
-            and record.started is not None
-            and record.node != self.slots.node
-            and conn in room.connections
-            and room.id not in self.running
-        ):
-            room.send_room(conn, record.started)
+            # perhaps a run on another node: they are told once it has started
+            self._spawn(self.slots.tell_joiner(room, conn, self.running, lambda r: r.started))
 
     def languages_message(self) -> RunLanguages:
         """The language specs as the page needs them (built once: specs load at start)."""
