@@ -277,6 +277,17 @@ class ServerProcess(LoggedProcess):
         return f"ws://127.0.0.1:{self.port}"
 
 
+#: Settings a test server must not inherit from the machine: a ``REDIS_URL`` in
+#: the environment would join every test's servers into one cluster, on the
+#: default bus prefix (a test that wants Redis passes it, with a prefix of its own).
+_NOT_INHERITED = ("REDIS_URL", "OPENCODE_LIVE_BUS_PREFIX", "OPENCODE_LIVE_RUN_QUEUE")
+
+
+def _server_env(env: dict[str, str] | None) -> dict[str, str]:
+    inherited = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+    return {**inherited, **(env or {})}
+
+
 def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
     """Start the real CLI on port 0 and read the port it bound from its log."""
     log_path = tmp_path / f"server-{time.monotonic_ns()}.log"
@@ -304,7 +315,7 @@ def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
         stdout=log_file,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, **(env or {})},
+        env=_server_env(env),
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

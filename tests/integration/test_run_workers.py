@@ -27,6 +27,9 @@ def queue_flags(prefix: str, wait: float = 15.0) -> tuple[str, ...]:
         "redis",
         "--redis-url",
         REDIS_URL,
+        # the bus and shared state (allowances, slots) under the test's prefix too
+        "--bus-prefix",
+        prefix,
         "--run-queue-prefix",
         prefix,
         "--run-queue-wait-seconds",
