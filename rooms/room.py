@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -35,11 +35,12 @@ from crdt import (
 )
 
 from . import extension, metrics
-from .access import RoomRole, a_or_an, can_control_demo, can_edit
+from .access import RoomRole, can_edit
 from .bus import Kind
 from .closecodes import CloseCode
 from .commit import GroupCommit
 from .connection import Connection
+from .democommands import DemoCommands
 from .framing import binary_frame
 from .limits import RoomLimits
 from .shareddemo import DemoChange
@@ -190,8 +191,8 @@ class Room:
         self._playback_by = ""
         #: The loaded demo's steps, markers and length (None: no demo loaded).
         self.timeline: demos.Timeline | None = None
-        #: Demo commands that arrived while a load was looking its demo up.
-        self._demo_waiting: list[tuple[Connection, extension.DemoControl]] | None = None
+        #: The presenters' demo commands, done in order (``rooms.democommands``).
+        self.demo_commands = DemoCommands(self)
         #: The highlights of the demo files last copied into the room, for joiners.
         self.highlights: extension.DemoHighlights | None = None
         #: When (``time.monotonic``) the server last saw each person do something
@@ -341,9 +342,11 @@ class Room:
         if len(answer) == 1:
             conn.send(answer[0])
             return
-        task = asyncio.get_running_loop().create_task(
-            conn.send_paced(answer, self.limits.initial_sync_timeout_seconds)
-        )
+        self.spawn(conn.send_paced(answer, self.limits.initial_sync_timeout_seconds))
+
+    def spawn(self, work: Coroutine[object, object, None]) -> None:
+        """Work of the room's in the background, cancelled by ``drain``."""
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -453,9 +456,7 @@ class Room:
             return
         if not self._compacting and self._log_is_long():
             self._compacting = True
-            task = asyncio.get_running_loop().create_task(self._compact())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._compact())
 
     def _log_is_long(self) -> bool:
         limits = self.limits
@@ -516,7 +517,7 @@ class Room:
                 ),
             )
         elif isinstance(msg, extension.DemoControl):
-            self._demo_control(conn, msg)
+            self.demo_commands.control(conn, msg)
         else:
             service = self.services.get(type(msg))
             if service is not None:
@@ -526,173 +527,6 @@ class Room:
             else:
                 kind = type(msg).__struct_config__.tag
                 self.notify(conn, "error", "unavailable", f"this server does not handle {kind!r}")
-
-    def _demo_control(self, conn: Connection, msg: extension.DemoControl) -> None:
-        """A presenter's command; everyone else is refused, whatever their page shows."""
-        if not can_control_demo(conn.person, conn.role):
-            who = a_or_an(conn.person.role.replace("_", " "))
-            self.notify(
-                conn,
-                "error",
-                "permission-denied",
-                "controlling a demo needs an instructor or teaching assistant who can edit "
-                f"this room; you are {who} and {conn.role.with_article} here",
-            )
-            return
-        if self._demo_waiting is not None:  # a command is waiting on something: keep the order
-            self._demo_waiting.append((conn, msg))
-            return
-        if self.cluster is not None or msg.action in ("load", "copy"):
-            # Loads and copies wait on the library; with other nodes, every command
-            # waits on the shared record.
-            self._demo_waiting = []
-            task = asyncio.get_running_loop().create_task(
-                self._in_order(self._demo_command(conn, msg))
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return
-        change = self._playback_change(conn, msg)
-        if change is not None:
-            self.adopt_demo(change)
-
-    async def _in_order(self, work: Awaitable[None]) -> None:
-        """Do a command that waits, then the commands that came in meanwhile."""
-        try:
-            await work
-        finally:
-            waiting, self._demo_waiting = self._demo_waiting or [], None
-            for index, (sender, msg) in enumerate(waiting):
-                if sender in self.connections:
-                    self._demo_control(sender, msg)
-                if self._demo_waiting is not None:  # another wait: it replays the rest
-                    self._demo_waiting.extend(waiting[index + 1 :])
-                    break
-
-    async def _demo_command(self, conn: Connection, msg: extension.DemoControl) -> None:
-        command: Callable[[], DemoChange | None] | None
-        if msg.action == "load":
-            command = await self._load_command(conn, msg.demo)
-        elif msg.action == "copy":
-            command = await self._copy_command(conn)
-        else:
-            command = partial(self._playback_change, conn, msg)
-        if command is None:
-            return
-        if self.cluster is None:
-            change = command()
-            if change is not None:
-                self.adopt_demo(change)
-        elif not await self.cluster.demo.commit(command):
-            self.notify(
-                conn,
-                "error",
-                "demo-busy",
-                "the demo kept changing on other nodes: look at where it is and try again",
-            )
-
-    def _playback_change(self, conn: Connection, msg: extension.DemoControl) -> DemoChange | None:
-        try:
-            state = demos.apply(
-                self.playback,
-                self.timeline,
-                msg.action,
-                extension.server_time_ms(),
-                position=msg.position,
-                step=msg.step,
-                marker=msg.marker,
-                rate=msg.rate,
-                mode=msg.mode,
-            )
-        except demos.PlaybackError as exc:
-            self.notify(conn, "error", "bad-demo-command", str(exc))
-            return None
-        if state.demo is None:
-            return DemoChange(state, conn.person.name, None, None)
-        return DemoChange(state, conn.person.name, self.highlights, self.timeline)
-
-    async def _load_command(
-        self, conn: Connection, demo_id: str | None
-    ) -> Callable[[], DemoChange] | None:
-        """Look the demo up in the library (its steps, markers, length), to load it."""
-        if not demo_id or len(demo_id) > 128:
-            self.notify(conn, "error", "bad-demo-command", "load needs a demo id")
-            return None
-        if self.library is None:
-            self.notify(conn, "error", "unavailable", "this server has no demo library")
-            return None
-        try:
-            timeline = await self.library.timeline(demo_id)
-        except Exception as exc:  # the store is down: say so, change nothing
-            log.warning("demo lookup failed", extra={"room": self.id, "error": str(exc)})
-            self.notify(conn, "error", "unavailable", f"the demo library cannot be read now: {exc}")
-            return None
-        if timeline is None:
-            self.notify(
-                conn, "error", "no-such-demo", f"there is no demo {demo_id!r} in the library"
-            )
-            return None
-        name = conn.person.name
-
-        def load() -> DemoChange:
-            state = demos.load_state(timeline, extension.server_time_ms())
-            return DemoChange(state, name, None, timeline, loads=True)
-
-        return load
-
-    async def _copy_command(self, conn: Connection) -> Callable[[], DemoChange | None] | None:
-        """Put the demo's files at the room's position into the room, highlights anchored.
-
-        So that the class can work on the code the demo has reached: the files
-        become ordinary shared files (one CRDT change everyone receives; the
-        room's other files stay), and
-        the step's highlights become Yjs relative positions in them, which
-        follow the code as people edit it.
-        """
-        if self.cluster is not None:
-            await self.cluster.demo.settled()
-        state = self.playback
-        if state.demo is None or self.library is None:
-            self.notify(conn, "error", "bad-demo-command", "no demo is loaded in this room")
-            return None
-        try:
-            demo = await self.library.demo(state.demo)
-        except Exception as exc:
-            self.notify(conn, "error", "unavailable", f"the demo library cannot be read now: {exc}")
-            return None
-        if demo is None:
-            self.notify(conn, "error", "no-such-demo", f"demo {state.demo!r} left the library")
-            return None
-        position = state.position_at(extension.server_time_ms())
-        try:
-            files, step = demos.workspace_at(demo, position)
-        except demos.PlaybackError as exc:
-            self.notify(conn, "error", "bad-demo-command", str(exc))
-            return None
-        update = self.document.put_files(files)
-        if update is not None:
-            try:
-                await self.write(update, conn.person.user_id)
-            except ConnectionError as exc:
-                self.notify(conn, "error", "not-saved", str(exc))
-                return None
-        anchored = demos.anchor_highlights(self.document.files, step.highlights if step else [])
-        highlights = extension.DemoHighlights(
-            demo=state.demo,
-            step=step.id if step else None,
-            items=[
-                extension.AnchoredHighlight(file=a.file, start=a.start, end=a.end, note=a.note)
-                for a in anchored
-            ],
-        )
-
-        def copied() -> DemoChange | None:
-            if self.playback.demo != highlights.demo:  # unloaded or replaced meanwhile
-                self.notify(conn, "error", "bad-demo-command", "the demo changed meanwhile")
-                return None
-            return DemoChange(self.playback, self._playback_by, highlights, self.timeline)
-
-        return copied
 
     def adopt_demo(self, change: DemoChange) -> None:
         """Show the room's demo as ``change`` has it (a command here, or another node's)."""
