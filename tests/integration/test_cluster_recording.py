@@ -213,6 +213,8 @@ async def test_a_recording_on_one_node_is_the_room_s_recording_on_every_node(
         assert status == 201, body
         await soon(lambda: _recording(student) is True, what="the second recording")
         _type(student, "second.txt", "two")
+        # In the room (node 1 relayed it) before the stop is asked for elsewhere.
+        await soon(lambda: other.text("second.txt") == "two", what="the edit on node 1")
         status, body = await _api(
             session, tokens, TEACHER, "POST", f"{n0.http}{path}", json={"action": "stop"}
         )
@@ -235,7 +237,7 @@ async def test_a_recording_on_one_node_is_the_room_s_recording_on_every_node(
         )
         assert status == 201, body
         _type(student, "third.txt", "three")
-        await soon(lambda: student.text("third.txt") == "three", what="the third edit")
+        await soon(lambda: other.text("third.txt") == "three", what="the third edit on node 1")
         await other.close()
         await student.close()
 
