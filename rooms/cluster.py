@@ -75,6 +75,8 @@ class RoomLink:
         self._early: list[tuple[Kind, int, bytes]] = []
         self._resync = False
         self._timer: asyncio.TimerHandle | None = None
+        #: The timer waits out a gap (not a retry of a failed catch-up, which stands).
+        self._timer_for_gap = False
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self.closed = False
@@ -197,6 +199,9 @@ class RoomLink:
         self.room.last_seq = self.mark.contiguous
         if self.mark.gap:
             self._arm()
+        elif self._timer is not None and self._timer_for_gap:  # closed in time: no read
+            self._timer.cancel()
+            self._timer = None
 
     def _arm(self) -> None:
         if self.closed:
@@ -206,6 +211,7 @@ class RoomLink:
             return
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.grace, self._fire, "gap")
+            self._timer_for_gap = True
 
     def _fire(self, reason: str) -> None:
         self._timer = None
@@ -261,6 +267,7 @@ class RoomLink:
             self._timer = asyncio.get_running_loop().call_later(
                 max(self.grace, RETRY_SECONDS), self._fire, "retry"
             )
+            self._timer_for_gap = False
         elif mark.gap:
             self._arm()
 

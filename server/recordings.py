@@ -663,14 +663,7 @@ class RecordingService:
         session.cap = None
         if self.active.get(room.id) is not session:
             return
-        text = (
-            f"the recording reached its time limit ({self.max_seconds / 3600:g} h) "
-            "and was stopped; start another to go on"
-        )
-        if session.presenter is not None and session.presenter in room.connections:
-            room.notify(session.presenter, "warning", "record-full", text)
-        log.info("recording stopped: time limit", extra={"room": room.id})
-        self.stop(room, session.presenter)
+        self._stop_at_limit(room, session, f"time limit ({self.max_seconds / 3600:g} h)")
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work)
@@ -682,13 +675,14 @@ class RecordingService:
         session = self.active.get(room.id)
         if session is None or session.room is not room or not session.recorder.full:
             return
-        text = (
-            f"the recording reached its size limit ({self.max_bytes // (1024 * 1024)} MiB) "
-            "and was stopped; start another to go on"
-        )
+        self._stop_at_limit(room, session, f"size limit ({self.max_bytes // (1024 * 1024)} MiB)")
+
+    def _stop_at_limit(self, room: Room, session: Session, limit: str) -> None:
+        """Stop and save at a cap, telling the presenter (if still here) why."""
+        text = f"the recording reached its {limit} and was stopped; start another to go on"
         if session.presenter is not None and session.presenter in room.connections:
             room.notify(session.presenter, "warning", "record-full", text)
-        log.info("recording stopped: size limit", extra={"room": room.id})
+        log.info("recording stopped: limit", extra={"room": room.id, "limit": limit})
         self.stop(room, session.presenter)
 
     def _default_id(self, room_id: str, now: datetime) -> str:

@@ -19,7 +19,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -30,6 +30,7 @@ from pycrdt import Text
 from server.tokens import subject_uuid
 from tests.cluster import EXAMPLES
 from tests.conftest import REDIS_URL, ServerProcess
+from tests.integration.test_progress_wiring import until
 from tests.pyclient import YClient, eventually
 
 LOOPS = EXAMPLES / "python-loops.demo.json"
@@ -50,18 +51,6 @@ def uid(who: dict[str, Any]) -> uuid.UUID:
 
 def of_type(client: YClient, kind: str) -> list[dict[str, Any]]:
     return [m for m in client.room_messages if m["type"] == kind]
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll an async ``check`` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        await asyncio.sleep(0.05)
 
 
 class Cluster:

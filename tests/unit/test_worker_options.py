@@ -7,6 +7,7 @@ and the worker's Redis is a fake with an endless backlog of jobs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -124,20 +125,29 @@ async def test_a_worker_takes_no_more_jobs_than_its_slots(
     worker._r = backlog  # type: ignore[assignment]
     release = asyncio.Event()
     most = 0
+    #: Jobs past their round trips, waiting to be released.
+    parked = 0
 
     async def job(entry_id: str, fields: dict[bytes, bytes], *, reclaimed: bool) -> None:
-        nonlocal most
+        nonlocal most, parked
         most = max(most, worker.in_hand)
         await asyncio.sleep(0.02)  # the round trips before a job is registered as started
+        parked += 1
         await release.wait()
+
+    async def until(check: Callable[[], bool], what: str) -> None:
+        deadline = asyncio.get_running_loop().time() + 5
+        while not check():
+            assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.005)
 
     monkeypatch.setattr(worker, "_job", job)
     taking = asyncio.get_running_loop().create_task(worker._take_jobs())
-    await asyncio.sleep(0.3)
+    # Once the three are past the window in which the old code read more:
+    await until(lambda: parked == 3, "three jobs in hand")
     assert sum(backlog.asked) == 3 and worker.in_hand == 3
     release.set()  # the three end: their slots are taken again at once, never more than 3
-    await asyncio.sleep(0.1)
-    assert sum(backlog.asked) > 6
+    await until(lambda: sum(backlog.asked) > 6, "more jobs taken after the three ended")
     worker.stop()
     await asyncio.wait_for(taking, 5)
     await asyncio.gather(*worker._tasks)
